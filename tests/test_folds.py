@@ -1,0 +1,46 @@
+"""Folds are patient-grouped, stable, and tied to their data folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import DataError
+from features.schema import TARGET_COLUMNS
+from oof.folds import create_or_load_folds, make_folds
+from tests.kaggle_layout import make_folder
+
+
+def random_samples(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    targets = rng.dirichlet(np.full(6, 0.5), size=n)
+    frame = pd.DataFrame(targets, columns=list(TARGET_COLUMNS))
+    frame["eeg_id"] = rng.integers(0, 150, size=n)
+    frame["patient_id"] = frame["eeg_id"] // 3
+    frame["label_id"] = np.arange(n)
+    return frame
+
+
+def test_no_patient_in_two_folds_and_all_folds_used():
+    folds = make_folds(random_samples(), n_folds=5)
+    assert (folds.groupby("patient_id")["fold"].nunique() == 1).all()
+    assert sorted(folds["fold"].unique()) == [0, 1, 2, 3, 4]
+
+
+def test_folds_are_deterministic_per_seed():
+    a = make_folds(random_samples(), seed=1)["fold"].to_numpy()
+    b = make_folds(random_samples(), seed=1)["fold"].to_numpy()
+    c = make_folds(random_samples(), seed=2)["fold"].to_numpy()
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+
+
+def test_folds_file_is_reused_and_refused_for_other_data(tmp_path):
+    data = make_folder(tmp_path / "data")
+    first = create_or_load_folds(data, tmp_path / "work", n_folds=3)
+    again = create_or_load_folds(data, tmp_path / "work", n_folds=3)
+    pd.testing.assert_frame_equal(first, again)
+    other = make_folder(tmp_path / "other", seed=5)
+    with pytest.raises(DataError, match="made for another data folder"):
+        create_or_load_folds(other, tmp_path / "work")
