@@ -14,10 +14,10 @@ ARGS   ?=
 DEMO_DATA := $(WORK)/demo/data
 DEMO_WORK := $(WORK)/demo/work
 
-.PHONY: setup test lint synth demo summary folds models oof stack clean help
+.PHONY: setup test lint synth demo summary folds models prepare oof stack clean help
 
 help:
-	@echo "make setup | test | lint | synth | demo | summary | folds | models | oof MODEL=.. | stack"
+	@echo "make setup | test | lint | synth | demo | summary | folds | models | prepare VIEW=.. | oof MODEL=.. | stack"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +42,27 @@ summary: setup
 folds: setup
 	$(PY) -m oof folds --data $(DATA) --work $(WORK)
 
+models: setup
+	$(PY) -m oof models
+
+prepare: setup
+	$(PY) -m features prepare --view $(VIEW) --data $(DATA) --work $(WORK)
+
+oof: setup
+	@test -n "$(MODEL)" || (echo "usage: make oof MODEL=<name> [FOLDS=0,1] [ARGS=\"epochs=2\"]; make models lists names" && exit 2)
+	$(PY) -m oof run --model $(MODEL) --data $(DATA) --work $(WORK) $(if $(FOLDS),--folds $(FOLDS)) $(ARGS)
+
+stack: setup
+	$(PY) -m stacking --data $(DATA) --work $(WORK) $(ARGS)
+
+DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
+
 demo: setup
-	$(PY) -m features synth $(DEMO_DATA) --n-eegs 120 --seed $(SEED)
+	$(PY) -m features synth $(DEMO_DATA) --n-eegs 160 --seed $(SEED)
 	$(PY) -m features summary --data $(DEMO_DATA)
 	$(PY) -m oof folds --data $(DEMO_DATA) --work $(DEMO_WORK)
+	for m in $(DEMO_MODELS); do $(PY) -m oof run --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) || exit 1; done
+	$(PY) -m stacking --data $(DEMO_DATA) --work $(DEMO_WORK) --trials 30
 
 clean:
 	rm -rf $(WORK)

@@ -1,0 +1,202 @@
+"""`python -m oof run --model NAME`: train a recipe over the shared folds; write the OOF contract files.
+
+Every (recipe, fold) is an independent job (`--folds 0,1`) that writes its own shard; once every
+fold's shard exists they merge into WORK/oof/NAME.parquet, WORK/test/NAME.parquet and NAME.json
+(DESIGN.md "OOF contract"). A killed run resumes from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from features.images import assemble_image
+
+from features.artifacts import code_version, read_provenance, write_json, write_parquet
+from features.errors import UserFacingError
+from features.kaggle_data import KaggleFolder
+from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from models.recipe import Recipe
+from models.registry import build_model, get_recipe
+from oof.augment import BatchAugmenter
+from oof.datasets import ViewArrays, epoch_rows, loader
+from oof.folds import create_or_load_folds
+from oof.metric import class_prior_predictions, score
+from oof.train_loop import fit_fold, predict
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="recipe name (`make models` lists them)")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--work", type=Path, default=Path("artifacts"))
+    parser.add_argument("--folds", default="", help="comma-separated folds to train (default: all)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("overrides", nargs="*", help="recipe settings, e.g. epochs=3 image_size=256")
+
+
+def run(args: argparse.Namespace) -> None:
+    recipe = get_recipe(args.model, args.overrides)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    job = CVJob(recipe, args.data, args.work, device)
+    folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
+    for fold in folds:
+        job.run_fold(fold)
+    if job.all_shards_exist():
+        print(job.merge())
+    else:
+        log.info("folds done: %s; the OOF file is written once every fold's shard exists", folds)
+
+
+class CVJob:
+    def __init__(self, recipe: Recipe, data: Path, work: Path, device: torch.device):
+        self.recipe, self.data, self.work, self.device = recipe, Path(data), Path(work), device
+        self.name = recipe.name
+        folds = create_or_load_folds(data, work, n_folds=recipe.data.n_folds)
+        self.fold_ids = sorted(folds["fold"].unique().tolist())
+        folder = KaggleFolder(data)
+        train = folder.train_table()
+        fold_of_eeg = folds.drop_duplicates("eeg_id").set_index("eeg_id")["fold"]
+        self.label_rows = train.assign(fold=train["eeg_id"].map(fold_of_eeg)).dropna(subset=["fold"])
+        self.samples = folds.merge(train[["label_id", *TARGET_COLUMNS, "n_votes"]], on="label_id")
+        self.test = folder.test_table()
+        self.train_views = ViewArrays(recipe, data, work, "train")
+        self.test_views = ViewArrays(recipe, data, work, "test")
+
+    # ---- paths --------------------------------------------------------------------------
+    def shard(self, kind: str, fold: int) -> Path:
+        return self.work / kind / "shards" / f"{self.name}.fold{fold}.parquet"
+
+    def all_shards_exist(self) -> bool:
+        return all(self.shard("oof", k).exists() and self.shard("test", k).exists() for k in self.fold_ids)
+
+    # ---- one fold -----------------------------------------------------------------------
+    def run_fold(self, fold: int) -> None:
+        if fold not in self.fold_ids:
+            raise UserFacingError(f"fold {fold} does not exist; folds are {self.fold_ids}")
+        if self._shard_is_current(fold):
+            log.info("%s fold %d: shard exists, skipped", self.name, fold)
+            return
+        started = time.time()
+        torch.manual_seed(self.recipe.train.seed + fold)
+        train_rows = self.label_rows[self.label_rows["fold"] != fold]
+        valid = self.samples[self.samples["fold"] == fold].reset_index(drop=True)
+        cfg, bs = self.recipe.train, self.recipe.train.batch_size
+        pin = self.device.type == "cuda"
+        if self.recipe.data.max_train_recordings:
+            keep = train_rows["eeg_id"].drop_duplicates().iloc[: self.recipe.data.max_train_recordings]
+            train_rows = train_rows[train_rows["eeg_id"].isin(keep)]
+
+        def make_train_loader(epoch: int, stage: int):
+            rows = epoch_rows(train_rows, epoch, stage, self.recipe.data.high_vote_min, cfg.seed + fold)
+            return loader(self.train_views, rows, "label_id", bs, self.recipe.data.vote_weighting,
+                          cfg.num_workers, pin)
+
+        valid_loader = loader(self.train_views, valid, "label_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
+        to_input = self.to_input()
+        model = self.new_model(to_input)
+        augmenter = BatchAugmenter(self.recipe.augment, self.train_views.swap_index, self.is_image)
+        result = fit_fold(model, make_train_loader, valid_loader, cfg, self.run_dir(fold), self.device,
+                          augmenter=augmenter, to_input=to_input)
+        model.load_state_dict(torch.load(self.run_dir(fold) / "best.pt", map_location="cpu", weights_only=True))
+        swap = self.train_views.swap_index if self.recipe.data.tta_swap else None
+        valid_probs = predict(model, valid_loader, self.device, to_input=to_input, swap_index=swap)
+        test_frame = self.test.assign(n_votes=0, **{c: 0.0 for c in TARGET_COLUMNS})
+        test_loader = loader(self.test_views, test_frame, "eeg_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
+        test_probs = predict(model, test_loader, self.device, to_input=to_input, swap_index=swap)
+        self._write_shards(fold, valid, valid_probs, test_probs, result, time.time() - started)
+
+    def run_dir(self, fold: int) -> Path:
+        return self.work / "models" / self.name / f"fold{fold}"
+
+    @property
+    def is_image(self) -> bool:
+        return not self.recipe.model.backbone.startswith("wave1d")
+
+    def to_input(self):
+        if not self.is_image:
+            return None
+        layout, size = self.recipe.model.image_layout, self.recipe.model.image_size
+        return lambda x: assemble_image(x, layout=layout, size=size)
+
+    def new_model(self, to_input) -> torch.nn.Module:
+        sample = self.train_views.gather(np.arange(1))
+        in_chans = (to_input(sample) if to_input else sample).shape[1]
+        return build_model(self.recipe, in_chans)
+
+    def _provenance(self) -> dict:
+        return {"recipe": self.recipe.to_dict(), "recipe_fingerprint": self.recipe.fingerprint(),
+                "data": str(self.data.resolve())}
+
+    def _shard_is_current(self, fold: int) -> bool:
+        paths = (self.shard("oof", fold), self.shard("test", fold))
+        if not all(p.exists() for p in paths):
+            return False
+        stamp = read_provenance(paths[0]).get("recipe_fingerprint")
+        if stamp != self.recipe.fingerprint():
+            raise UserFacingError(f"{paths[0]} was made with other settings of {self.name}; delete "
+                                  f"{self.work}/oof/shards/{self.name}.* and {self.work}/models/{self.name} to retrain")
+        return True
+
+    def _write_shards(self, fold, valid, valid_probs, test_probs, result, seconds) -> None:
+        oof = valid[["eeg_id", "label_id", "fold"]].copy()
+        oof[list(VOTE_COLUMNS)] = _normalise(valid_probs)
+        oof[list(TARGET_COLUMNS)] = valid[list(TARGET_COLUMNS)].to_numpy()
+        oof["n_votes"] = valid["n_votes"].to_numpy()
+        test = self.test[["eeg_id"]].copy()
+        test[list(VOTE_COLUMNS)] = _normalise(test_probs)
+        fit = {"best_epoch": result.best_epoch, "seconds": seconds, "history": result.history}
+        meta = {**self._provenance(), "fold": fold, "fit": fit}
+        write_parquet(self.shard("test", fold), test, meta)
+        write_parquet(self.shard("oof", fold), oof, meta)  # written last: its presence means the fold is done
+        s = score(oof[list(TARGET_COLUMNS)].to_numpy(), oof[list(VOTE_COLUMNS)].to_numpy(), oof["n_votes"].to_numpy())
+        log.info("%s fold %d: KL all %.4f, high-vote %.4f (%d s)", self.name, fold, s["kl_all"], s["kl_high"], seconds)
+
+    # ---- merge --------------------------------------------------------------------------
+    def merge(self) -> str:
+        shards = [pd.read_parquet(self.shard("oof", k)) for k in self.fold_ids]
+        metas = [read_provenance(self.shard("oof", k)) for k in self.fold_ids]
+        for k, meta in zip(self.fold_ids, metas, strict=True):
+            if meta.get("recipe_fingerprint") != self.recipe.fingerprint():
+                raise UserFacingError(f"{self.shard('oof', k)} was made with other settings of {self.name}; "
+                                      f"rerun that fold with the same ARGS, or delete the shard to retrain it")
+        oof = pd.concat(shards, ignore_index=True).sort_values(["eeg_id", "label_id"]).reset_index(drop=True)
+        tests = [pd.read_parquet(self.shard("test", k)).set_index("eeg_id") for k in self.fold_ids]
+        test = sum(t[list(VOTE_COLUMNS)] for t in tests) / len(tests)
+        test = test.reset_index()
+        test[list(VOTE_COLUMNS)] = _normalise(test[list(VOTE_COLUMNS)].to_numpy())
+        targets, preds = oof[list(TARGET_COLUMNS)].to_numpy(), oof[list(VOTE_COLUMNS)].to_numpy()
+        per_fold = {int(k): score(targets[oof["fold"] == k], preds[oof["fold"] == k], oof["n_votes"][oof["fold"] == k])
+                    for k in self.fold_ids}
+        overall = score(targets, preds, oof["n_votes"].to_numpy())
+        prior = score(targets, class_prior_predictions(targets, len(targets)), oof["n_votes"].to_numpy())
+        report = {**self._provenance(), "code_version": code_version(), "device": str(self.device),
+                  "kl": overall, "kl_per_fold": per_fold, "class_prior_kl": prior,
+                  "seconds_per_fold": {int(m["fold"]): m["fit"]["seconds"] for m in metas},
+                  "best_epoch_per_fold": {int(m["fold"]): m["fit"]["best_epoch"] for m in metas}}
+        write_parquet(self.work / "test" / f"{self.name}.parquet", test, self._provenance())
+        write_parquet(self.work / "oof" / f"{self.name}.parquet", oof, self._provenance())
+        write_json(self.work / "oof" / f"{self.name}.json", report)
+        return format_report(self.name, per_fold, overall, prior)
+
+
+def _normalise(probs: np.ndarray) -> np.ndarray:
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 0, None)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def format_report(name: str, per_fold: dict, overall: dict, prior: dict) -> str:
+    lines = [f"{name}: KL by fold (all rows / >= {overall['min_votes']} voters)"]
+    for k, s in per_fold.items():
+        lines.append(f"  fold {k}: {s['kl_all']:.4f} / {s['kl_high']:.4f}  ({s['n_all']} samples)")
+    lines.append(f"  overall: {overall['kl_all']:.4f} / {overall['kl_high']:.4f}")
+    lines.append(f"  class prior: {prior['kl_all']:.4f} / {prior['kl_high']:.4f}")
+    return "\n".join(lines)
+

@@ -1,0 +1,334 @@
+"""Train one fold: one readable loop with AMP, EMA, two stages and checkpoint/resume as small branches.
+
+The same code runs on CPU (plain fp32) and CUDA (bf16 autocast, channels_last). Everything that
+decides the result (weights, optimizer, schedule, EMA, RNG states, history) is written to
+`run_dir/last.pt` after every epoch, so a killed run resumed from it ends with the same weights as
+an uninterrupted one (bitwise on CPU). Files in `run_dir`:
+  last.pt    full training state, loadable with torch.load(weights_only=True)
+  best.pt    plain state_dict of the best epoch (EMA weights when EMA is on)
+  done.json  the FitResult once the fold finished; a rerun returns it without training
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from features.artifacts import atomic_path, code_version, write_json
+from features.errors import UserFacingError
+from oof.ema import ModelEma
+from oof.losses import kl_loss
+from oof.lr_schedule import warmup_cosine_scheduler
+from oof.metric import score
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, Any]
+Transform = Callable[[torch.Tensor], torch.Tensor]
+_RESUME_IGNORES = {"log_every"}  # config fields that cannot change the result
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 8
+    stage2_epochs: int = 0  # 0 = single stage; stage 2 trains on high-vote rows only
+    stage2_lr_scale: float = 0.3
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_frac: float = 0.1
+    batch_size: int = 32
+    grad_clip: float = 1.0  # 0 = off
+    ema_decay: float = 0.0  # 0 = off
+    select_on: str = "high"  # "high": best epoch by high-vote KL (when there are such rows), "all"
+    amp: str = "auto"  # "auto": bf16 autocast on CUDA, off on CPU; "bf16"; "off"
+    channels_last: str = "auto"  # "auto": on CUDA for 4D inputs; "on"; "off"
+    seed: int = 0
+    num_workers: int = 4
+    log_every: int = 20  # steps between progress-bar updates (each one syncs the GPU)
+
+    def __post_init__(self):
+        for name, allowed in (("select_on", ("high", "all")), ("amp", ("auto", "bf16", "off")),
+                              ("channels_last", ("auto", "on", "off"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.epochs < 1:
+            raise ValueError("TrainConfig.epochs must be at least 1")
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_kl_all: float
+    best_kl_high: float
+    valid_probs: np.ndarray  # (N, 6), from the best weights, in valid_loader order
+    history: list[dict]
+
+
+class SimulatedKill(RuntimeError):
+    """Raised by fit_fold(stop_after_epoch=k) right after epoch k's checkpoint, as if the job had died."""
+
+
+def fit_fold(
+    model: nn.Module,
+    make_train_loader: Callable[[int, int], Iterable[Batch]],
+    valid_loader: Iterable[Batch],
+    cfg: TrainConfig,
+    run_dir: Path | str,
+    device: torch.device | str,
+    augmenter: Callable[[Batch, torch.Generator], Batch] | None = None,
+    to_input: Transform | None = None,
+    stop_after_epoch: int | None = None,
+) -> FitResult:
+    """Train `model` on one fold, resuming from run_dir/last.pt if present. `make_train_loader(epoch,
+    stage)` must return something with len() (a DataLoader, a list): it sizes the LR schedule. On return
+    the model holds the best weights (the EMA weights when EMA is on), ready to predict the test set."""
+    run_dir, device = Path(run_dir), torch.device(device)
+    model.to(device)
+    if (run_dir / "done.json").exists():
+        return _finished_result(model, run_dir, cfg, device)
+    use_amp, channels_last = _precision(cfg, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = _forward_fn(device, use_amp, channels_last, to_input)
+    ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    aug_gen = torch.Generator()  # CPU: same augmentation draws on any device, and checkpointable
+
+    ckpt = _load_checkpoint(run_dir, cfg)
+    if ckpt is None:
+        _seed_everything(cfg.seed)
+        aug_gen.manual_seed(cfg.seed)
+        start, history, best = 0, [], {"epoch": -1, "score": math.inf}
+    else:
+        model.load_state_dict(ckpt["model"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
+        _set_rng_state(ckpt["rng"], aug_gen)
+        start, history, best = ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
+        log.info("resuming %s at epoch %d", run_dir, start)
+
+    optimizer = scheduler = None
+    for epoch in range(start, cfg.epochs + cfg.stage2_epochs):
+        stage = 1 if epoch < cfg.epochs else 2
+        started = time.perf_counter()
+        loader = make_train_loader(epoch, stage)
+        if optimizer is None or epoch == cfg.epochs:  # a stage begins: fresh AdamW, schedule from warm-up
+            optimizer, scheduler = _optimizer_for_stage(model, cfg, stage, len(loader), device)
+            if ckpt is not None and epoch == start and ckpt["stage"] == stage:  # resuming mid-stage
+                optimizer.load_state_dict(ckpt["optimizer"])
+                scheduler.load_state_dict(ckpt["scheduler"])
+        bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True, disable=None)
+        train_loss = _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter, aug_gen)
+
+        eval_model = ema.module if ema is not None else model
+        kl = score(*_infer(eval_model, valid_loader, device, forward, swap_index=None))
+        row = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "kl_all": kl["kl_all"],
+               "kl_high": kl["kl_high"], "lr": optimizer.param_groups[0]["lr"],
+               "seconds": time.perf_counter() - started}
+        history.append(row)
+        chosen = _selection_kl(row, cfg.select_on)
+        if chosen < best["score"]:
+            best = {"epoch": epoch, "score": chosen}
+            _save(eval_model.state_dict(), run_dir / "best.pt")
+        _save({"config": asdict(cfg), "code_version": code_version(), "epoch": epoch, "stage": stage,
+               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict(), "ema": None if ema is None else ema.state_dict(),
+               "history": history, "best": best, "rng": _rng_state(aug_gen)}, run_dir / "last.pt")
+        log.info("epoch %d stage %d train %.4f valid kl %.4f high %.4f lr %.2e %.1fs%s", epoch, stage,
+                 train_loss, row["kl_all"], row["kl_high"], row["lr"], row["seconds"],
+                 " *" if best["epoch"] == epoch else "")
+        if stop_after_epoch == epoch:
+            raise SimulatedKill(f"stopped after epoch {epoch} (stop_after_epoch)")
+    return _finish(model, valid_loader, forward, cfg, run_dir, device, best["epoch"], history)
+
+
+def predict(
+    model: nn.Module,
+    loader: Iterable[Batch],
+    device: torch.device | str,
+    to_input: Transform | None = None,
+    swap_index: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Softmax probabilities (N, 6) in loader order; with `swap_index`, the mean of the plain and the
+    hemisphere-swapped pass (test-time augmentation). bf16 autocast and channels_last on CUDA."""
+    device = torch.device(device)
+    forward = _forward_fn(device, *_precision(TrainConfig(), device), to_input)  # the "auto" rules
+    return _infer(model, loader, device, forward, swap_index)[1]
+
+
+def _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter, aug_gen) -> float:
+    model.train()
+    loss_sum = torch.zeros((), device=device)  # summed on device: no GPU sync per step
+    seen = 0
+    for step, batch in enumerate(bar):
+        batch = _to_device(batch, device)
+        if augmenter is not None:
+            batch = augmenter(batch, aug_gen)
+        loss = kl_loss(forward(model, batch["x"]), batch["target"], batch.get("weight"))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        loss_sum += loss.detach() * len(batch["x"])
+        seen += len(batch["x"])
+        if (step + 1) % cfg.log_every == 0:
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
+    return loss_sum.item() / max(seen, 1)
+
+
+@torch.no_grad()
+def _infer(model, loader, device, forward, swap_index) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """(targets, probs, n_votes) over the loader; targets and n_votes are None when batches lack them."""
+    model.eval()
+    probs, targets, votes = [], [], []
+    for batch in loader:
+        x = batch["x"].to(device, non_blocking=True)
+        p = forward(model, x).softmax(dim=1)
+        if swap_index is not None:
+            p = (p + forward(model, x[:, torch.as_tensor(swap_index, device=device)]).softmax(dim=1)) / 2
+        probs.append(p)
+        if "target" in batch:
+            targets.append(torch.as_tensor(batch["target"]).cpu())
+            votes.append(torch.as_tensor(batch["n_votes"]).cpu())
+    probs_np = torch.cat(probs).double().cpu().numpy()
+    if not targets:
+        return None, probs_np, None
+    return torch.cat(targets).double().numpy(), probs_np, torch.cat(votes).numpy()
+
+
+def _forward_fn(device: torch.device, use_amp: bool, channels_last: bool, to_input: Transform | None):
+    """model(x) -> fp32 logits, with the on-device input transform, memory format and autocast."""
+
+    def forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if to_input is not None:
+            x = to_input(x)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            return model(x).float()
+
+    return forward
+
+
+def _precision(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool]:
+    on_cuda = device.type == "cuda"
+    use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and on_cuda)
+    return use_amp, cfg.channels_last == "on" or (cfg.channels_last == "auto" and on_cuda)
+
+
+def _optimizer_for_stage(model, cfg: TrainConfig, stage: int, steps_per_epoch: int, device: torch.device):
+    """AdamW with no weight decay on biases and norm weights (every tensor under 2 dims), and a
+    warm-up + cosine schedule over the stage; stage 2 starts over at lr * stage2_lr_scale."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    lr = cfg.lr if stage == 1 else cfg.lr * cfg.stage2_lr_scale
+    optimizer = torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+    epochs = cfg.epochs if stage == 1 else cfg.stage2_epochs
+    return optimizer, warmup_cosine_scheduler(optimizer, steps_per_epoch * epochs, cfg.warmup_frac)
+
+
+def _selection_kl(row: dict, select_on: str) -> float:
+    if select_on == "high" and not math.isnan(row["kl_high"]):
+        return row["kl_high"]
+    return row["kl_all"]
+
+
+def _finish(model, valid_loader, forward, cfg, run_dir, device, best_epoch, history) -> FitResult:
+    """Load the best weights into the model and predict the validation rows from exactly those weights."""
+    if best_epoch < 0:
+        raise UserFacingError(f"{run_dir}: no epoch reached a finite validation KL (training diverged); "
+                              "lower the learning rate and delete the folder to retrain")
+    _load_best(model, run_dir, device)
+    targets, probs, n_votes = _infer(model, valid_loader, device, forward, swap_index=None)
+    kl = score(targets, probs, n_votes)
+    result = FitResult(best_epoch, kl["kl_all"], kl["kl_high"], probs, history)
+    write_json(run_dir / "done.json", {"config": asdict(cfg), "code_version": code_version(),
+                                       **asdict(result), "valid_probs": probs.tolist()})
+    return result
+
+
+def _finished_result(model, run_dir: Path, cfg: TrainConfig, device: torch.device) -> FitResult:
+    done = json.loads((run_dir / "done.json").read_text())
+    _check_config(done["config"], cfg, run_dir)
+    _load_best(model, run_dir, device)
+    return FitResult(done["best_epoch"], done["best_kl_all"], done["best_kl_high"],
+                     np.asarray(done["valid_probs"], dtype=np.float64), done["history"])
+
+
+def _load_best(model: nn.Module, run_dir: Path, device: torch.device) -> None:
+    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device, weights_only=True))
+
+
+def _load_checkpoint(run_dir: Path, cfg: TrainConfig) -> dict | None:
+    path = run_dir / "last.pt"
+    if not path.exists():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+    _check_config(ckpt["config"], cfg, run_dir)
+    return ckpt
+
+
+def _check_config(stored: dict, cfg: TrainConfig, run_dir: Path) -> None:
+    current = asdict(cfg)
+    changed = sorted(k for k in stored.keys() | current.keys()
+                     if k not in _RESUME_IGNORES and stored.get(k) != current.get(k))
+    if changed:
+        raise UserFacingError(
+            f"{run_dir} holds a run trained with a different config ({', '.join(changed)} changed): "
+            f"restore those values to resume it, or delete {run_dir} to train from scratch"
+        )
+
+
+def _save(obj: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # CPU and every CUDA device
+
+
+def _rng_state(aug_gen: torch.Generator) -> dict:
+    """Every RNG the loop or a train loader may draw from, as tensors / lists (weights_only-loadable)."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+        "augment": aug_gen.get_state(),
+    }
+
+
+def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+    aug_gen.set_state(state["augment"])

@@ -1,0 +1,49 @@
+"""Recipes are names; every setting is overridable from the command line, with clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from features.errors import UserFacingError
+from models.registry import RECIPES, build_model, get_recipe
+
+REQUIRED = {"mit_b0_spec", "mit_b1_spec", "mit_b2_spec", "mit_b0_kspec", "mit_b1_mix", "wave1d",
+            "mit_b0_spec_cpu", "mit_b0_kspec_cpu", "wave1d_cpu"}
+
+
+def test_the_named_recipes_exist():
+    assert REQUIRED <= set(RECIPES)
+    assert get_recipe("mit_b1_mix").model.views == ("eeg_spec", "kaggle_spec")
+
+
+def test_flat_and_sectioned_overrides_are_typed():
+    r = get_recipe("mit_b1_spec", "epochs=3 image_size=256 tta_swap=false train.lr=1e-4 views=kaggle_spec")
+    assert (r.train.epochs, r.model.image_size, r.data.tta_swap, r.train.lr) == (3, 256, False, 1e-4)
+    assert r.model.views == ("kaggle_spec",)
+    assert r.fingerprint() != get_recipe("mit_b1_spec").fingerprint()
+    assert get_recipe("mit_b1_spec").fingerprint() == get_recipe("mit_b1_spec").fingerprint()
+
+
+@pytest.mark.parametrize("args, message", [
+    ("epoch=3", "did you mean epochs"),
+    ("epochs=three", "expected int"),
+    ("epochs", "not key=value"),
+    ("tta_swap=maybe", "expected bool"),
+])
+def test_bad_overrides(args, message):
+    with pytest.raises(UserFacingError, match=message):
+        get_recipe("mit_b0_spec", args)
+
+
+def test_unknown_recipe_suggests_a_name():
+    with pytest.raises(UserFacingError, match="did you mean mit_b1_spec"):
+        get_recipe("mit_b1_spek")
+
+
+def test_build_model_gives_six_logits():
+    import torch
+
+    model = build_model(get_recipe("mit_b0_spec_cpu"), in_chans=1).eval()
+    assert model(torch.zeros(2, 1, 64, 96)).shape == (2, 6)
+    wave = build_model(get_recipe("wave1d_cpu"), in_chans=16).eval()
+    assert wave(torch.zeros(2, 16, 1000)).shape == (2, 6)

@@ -1,0 +1,216 @@
+"""The training loop on a tiny conv net and a learnable toy problem: loss = metric, LR schedule,
+learning, best-epoch choice, kill-and-resume equality, config guard, done.json, TTA."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from features.errors import UserFacingError
+from oof.augment import AugmentConfig, BatchAugmenter
+from oof.losses import kl_loss
+from oof.lr_schedule import warmup_cosine
+from oof.metric import class_prior_predictions, kl_divergence
+from oof.train_loop import SimulatedKill, TrainConfig, fit_fold, predict
+
+SWAP = [1, 0, 3, 2]
+
+
+class TinyNet(nn.Module):
+    """Conv + BatchNorm (buffers for EMA) + Dropout (global RNG for resume)."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+        self.drop = nn.Dropout(0.1)
+        self.head = nn.Linear(8, 6)
+
+    def forward(self, x):
+        return self.head(self.drop(torch.relu(self.norm(self.conv(x))).mean(dim=(2, 3))))
+
+
+def toy_data(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """Each class shifts the mean of the 4 channels by its own pattern; soft targets peaked on it."""
+    g = torch.Generator().manual_seed(seed)
+    patterns = 1.5 * torch.randn(6, 4, generator=torch.Generator().manual_seed(99))
+    label = torch.randint(0, 6, (n,), generator=g)
+    x = torch.randn(n, 4, 6, 12, generator=g) + patterns[label][:, :, None, None]
+    target = torch.full((n, 6), 0.05).scatter_(1, label[:, None], 0.75)
+    n_votes = torch.randint(1, 20, (n,), generator=g)
+    return {"x": x, "target": target, "weight": torch.ones(n), "n_votes": n_votes}
+
+
+def batches(data: dict, order: torch.Tensor, size: int) -> list[dict]:
+    return [{k: v[order[i:i + size]] for k, v in data.items()} for i in range(0, len(order), size)]
+
+
+TRAIN, VALID = toy_data(160, seed=1), toy_data(64, seed=2)
+VALID_LOADER = batches(VALID, torch.arange(64), 16)
+
+
+def make_train_loader(epoch: int, stage: int) -> list[dict]:
+    """Shuffled with the global torch RNG (restored on resume); stage 2 keeps high-vote rows only."""
+    rows = torch.arange(len(TRAIN["x"])) if stage == 1 else torch.nonzero(TRAIN["n_votes"] >= 10).flatten()
+    return batches(TRAIN, rows[torch.randperm(len(rows))], 32)
+
+
+def config(**overrides) -> TrainConfig:
+    base = dict(epochs=3, stage2_epochs=1, lr=1e-2, weight_decay=1e-2, warmup_frac=0.1, batch_size=32,
+                grad_clip=1.0, ema_decay=0.9, num_workers=0, seed=0)
+    return TrainConfig(**{**base, **overrides})
+
+
+AUGMENTER = BatchAugmenter(AugmentConfig(swap_p=0.5, time_shift_frac=0.1, time_mask_p=0.5, freq_mask_p=0.5,
+                                         mixup_p=0.5), SWAP, is_image=True)
+
+
+def fit(run_dir, cfg=None, model=None, **kwargs):
+    model = model or TinyNet()
+    return model, fit_fold(model, make_train_loader, VALID_LOADER, cfg or config(), run_dir, "cpu", **kwargs)
+
+
+# --- loss and schedule ---------------------------------------------------------------------------
+
+def test_kl_loss_equals_the_metric():
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(50, 6, generator=g, dtype=torch.float64)
+    target = torch.rand(50, 6, generator=g, dtype=torch.float64) * (torch.rand(50, 6, generator=g) > 0.4)
+    target[:, 0] += 0.1
+    target = target / target.sum(dim=1, keepdim=True)
+    weight = torch.rand(50, generator=g, dtype=torch.float64)
+    probs = logits.softmax(dim=1).numpy()
+    assert kl_loss(logits, target).item() == pytest.approx(kl_divergence(target.numpy(), probs), rel=1e-10)
+    assert kl_loss(logits, target, weight).item() == pytest.approx(
+        kl_divergence(target.numpy(), probs, weight.numpy()), rel=1e-10)
+    bf16 = kl_loss(logits.bfloat16(), target.float())
+    assert bf16.dtype == torch.float32
+
+
+def test_kl_loss_gradient_is_finite_with_zero_targets():
+    logits = torch.tensor([[30.0, -30.0, 0, 0, 0, 0]], requires_grad=True)
+    kl_loss(logits, torch.tensor([[0.0, 1.0, 0, 0, 0, 0]])).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_warmup_cosine_shape():
+    f = warmup_cosine(100, 0.1, final_factor=0.05)
+    values = [f(s) for s in range(101)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(values[:10], values[1:10], strict=False))
+    assert all(a >= b for a, b in zip(values[9:], values[10:], strict=False))
+    assert f(55) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert values[100] == pytest.approx(0.05)
+    assert warmup_cosine(10, 0.0)(0) == 1.0
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def test_training_beats_the_prior(tmp_path):
+    _, result = fit(tmp_path, config(epochs=5, stage2_epochs=0, ema_decay=0.0, lr=3e-2))
+    prior = kl_divergence(VALID["target"].numpy(), class_prior_predictions(TRAIN["target"].numpy(), 64))
+    assert result.best_kl_all < 0.5 * prior
+    assert result.valid_probs.shape == (64, 6)
+    assert np.allclose(result.valid_probs.sum(axis=1), 1.0)
+    assert [row["stage"] for row in result.history] == [1] * 5
+
+
+@pytest.mark.parametrize("select_on", ["high", "all"])
+def test_best_epoch_is_argmin_of_the_chosen_kl(tmp_path, select_on):
+    model, result = fit(tmp_path, config(select_on=select_on), augmenter=AUGMENTER)
+    key = "kl_high" if select_on == "high" else "kl_all"
+    assert result.best_epoch == int(np.argmin([row[key] for row in result.history]))
+    best_row = result.history[result.best_epoch]
+    assert result.best_kl_all == pytest.approx(best_row["kl_all"], rel=1e-9)
+    assert result.best_kl_high == pytest.approx(best_row["kl_high"], rel=1e-9)
+    assert [row["stage"] for row in result.history] == [1, 1, 1, 2]
+    # the model now holds best.pt; both checkpoints load with weights_only
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in best.items())
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_select_high_falls_back_to_all_rows_without_high_votes(tmp_path):
+    low = [{**b, "n_votes": torch.ones_like(b["n_votes"])} for b in VALID_LOADER]
+    result = fit_fold(TinyNet(), make_train_loader, low, config(stage2_epochs=0), tmp_path, "cpu")
+    assert all(math.isnan(row["kl_high"]) for row in result.history)
+    assert result.best_epoch == int(np.argmin([row["kl_all"] for row in result.history]))
+
+
+@pytest.mark.parametrize("kill_after", [0, 2])  # mid-stage (optimizer restored), and at the stage boundary
+def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, kill_after):
+    full_model, full = fit(tmp_path / "full", augmenter=AUGMENTER)
+    with pytest.raises(SimulatedKill):
+        fit(tmp_path / "resumed", augmenter=AUGMENTER, stop_after_epoch=kill_after)
+    assert not (tmp_path / "resumed" / "done.json").exists()
+    resumed_model, resumed = fit(tmp_path / "resumed", model=TinyNet(seed=5), augmenter=AUGMENTER)
+    for key, value in full_model.state_dict().items():
+        assert torch.equal(value, resumed_model.state_dict()[key]), key
+    last_full = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    last_resumed = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    for part in ("model", "ema"):
+        flat_full, flat_resumed = last_full[part], last_resumed[part]
+        if part == "ema":
+            flat_full, flat_resumed = flat_full["module"], flat_resumed["module"]
+        assert all(torch.equal(v, flat_resumed[k]) for k, v in flat_full.items()), part
+    assert np.array_equal(full.valid_probs, resumed.valid_probs)
+    assert full.best_epoch == resumed.best_epoch
+    drop_seconds = lambda history: [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+    assert drop_seconds(full.history) == drop_seconds(resumed.history)
+
+
+def test_gpu_branches_and_waveforms_run_on_cpu(tmp_path):
+    """bf16 autocast, channels_last and an on-device input transform (no GPU here: forced on the CPU)."""
+    upsample = lambda x: nn.functional.interpolate(x, scale_factor=2, mode="bilinear")
+    cfg = config(epochs=1, stage2_epochs=0, amp="bf16", channels_last="on")
+    result = fit_fold(TinyNet(), make_train_loader, VALID_LOADER, cfg, tmp_path / "image", "cpu", to_input=upsample)
+    assert np.isfinite(result.valid_probs).all()
+
+    wave_net = nn.Sequential(nn.Conv1d(4, 8, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 6))
+    to_wave = lambda x: x.flatten(2)  # (B, 4, 6, 12) -> (B, 4, 72)
+    wave_aug = BatchAugmenter(AugmentConfig(swap_p=0.5, time_shift_frac=0.1, time_mask_p=0.5, freq_mask_p=0.5,
+                                            mixup_p=0.5), SWAP, is_image=False)
+    waves = lambda epoch, stage: [{**b, "x": to_wave(b["x"])} for b in make_train_loader(epoch, stage)]
+    valid = [{**b, "x": to_wave(b["x"])} for b in VALID_LOADER]
+    result = fit_fold(wave_net, waves, valid, config(epochs=2), tmp_path / "wave", "cpu", augmenter=wave_aug)
+    assert result.valid_probs.shape == (64, 6)
+
+
+def test_changed_config_refuses_to_resume(tmp_path):
+    with pytest.raises(SimulatedKill):
+        fit(tmp_path, stop_after_epoch=0)
+    with pytest.raises(UserFacingError) as err:
+        fit(tmp_path, config(lr=5e-3))
+    message = str(err.value)
+    assert str(tmp_path) in message and "lr" in message and "delete" in message and "\n" not in message
+    fit(tmp_path, config(log_every=1))  # cosmetic fields do not block a resume
+
+
+def test_done_json_short_circuits(tmp_path):
+    _, first = fit(tmp_path, config(stage2_epochs=0))
+
+    def no_training(epoch, stage):
+        raise AssertionError("a finished fold must not train again")
+
+    model = TinyNet(seed=3)
+    again = fit_fold(model, no_training, VALID_LOADER, config(stage2_epochs=0), tmp_path, "cpu")
+    assert again.best_epoch == first.best_epoch and again.best_kl_all == first.best_kl_all
+    assert np.array_equal(again.valid_probs, first.valid_probs)
+    assert again.history == first.history
+    assert np.array_equal(predict(model, VALID_LOADER, "cpu"), first.valid_probs)  # best weights loaded
+
+
+def test_predict_with_tta_is_the_mean_of_plain_and_swapped(tmp_path):
+    model = TinyNet().eval()
+    plain = predict(model, VALID_LOADER, "cpu")
+    swapped = predict(model, [{**b, "x": b["x"][:, SWAP]} for b in VALID_LOADER], "cpu")
+    tta = predict(model, VALID_LOADER, "cpu", swap_index=SWAP)
+    assert np.allclose(tta, (plain + swapped) / 2, atol=1e-12)
+    assert not np.allclose(plain, swapped)
+    tiled = predict(model, VALID_LOADER, "cpu", to_input=lambda x: x * 2)
+    assert not np.allclose(tiled, plain)
