@@ -43,21 +43,34 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise UserFacingError(f"{path}: checkpoint file not found; pass the path of a local .pth/.bin/.safetensors")
-    if path.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError as err:
-            raise UserFacingError(f"{path}: reading .safetensors needs `pip install safetensors`") from err
-        return load_file(str(path))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors come in many types; all mean "not a plain tensor file"
-        raise UserFacingError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+        obj = read_safetensors(path) if path.suffix == ".safetensors" else read_torch(path)
+    except UserFacingError:
+        raise
+    except Exception as err:  # unpickling/format errors come in many types; all mean "not a tensor file"
+        reason = " ".join(str(err).split())[:200]  # the messages span lines; ours must not
+        raise UserFacingError(
+            f"{path}: cannot be read as a tensor checkpoint ({type(err).__name__}: {reason}); re-save just "
+            f"its state dict, e.g. torch.save(checkpoint['state_dict'], path)"
+        ) from err
     while isinstance(obj, dict) and any(isinstance(obj.get(k), dict) for k in WRAPPER_KEYS):
         obj = next(obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict))
     if not isinstance(obj, dict):
         raise UserFacingError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def read_torch(path: Path) -> object:
+    # weights_only: a checkpoint is data; never run the code a pickle could carry.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file as load_safetensors
+    except ImportError as err:
+        raise UserFacingError(f"{path}: reading .safetensors needs `pip install safetensors`") from err
+    return load_safetensors(str(path))
 
 
 def is_hf_layout(state: dict[str, torch.Tensor]) -> bool:
@@ -122,7 +135,7 @@ def check_fits(path: Path, model: nn.Module, state: dict[str, torch.Tensor]) -> 
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()
+    wrong = [f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
              if k in state and state[k].shape != v.shape]
     problems = [f"{label} {_few(keys)}" for label, keys in
                 (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)) if keys]

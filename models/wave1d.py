@@ -91,7 +91,10 @@ class Wave1dNet(nn.Module):
         feats = self.extractor(x.reshape(b * c, 1, t))  # shared weights: channels become batch
         steps = feats.shape[-1]
         seq = feats.reshape(b, c * feats.shape[1], steps).transpose(1, 2)  # (B, T', C*F)
-        out, _ = self.gru(self.dropout(seq))
+        # The GRU runs in float32 even under autocast: its state accumulates over ~100+ steps, which
+        # bf16 rounds badly, and it is a small part of the compute.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out, _ = self.gru(self.dropout(seq).float())
         return torch.cat([out.mean(dim=1), out.amax(dim=1)], dim=1)
 
 
