@@ -105,9 +105,8 @@ class KaggleFolder:
                     f"{path}: {len(signal) / EEG_RATE_HZ:.1f} s long, shorter than label offset "
                     f"{offset} s + {EEG_WINDOW_S} s; fix eeg_label_offset_seconds or drop that row"
                 )
-        windows = np.stack([signal[s:s + EEG_WINDOW_SAMPLES] for s in starts])
-        self._check_eeg_quality(path, windows, offsets_s)
-        return windows
+        self._check_eeg_quality(path, signal, starts, offsets_s)
+        return np.stack([signal[s:s + EEG_WINDOW_SAMPLES] for s in starts])
 
     def read_spectrogram(self, split: str, spectrogram_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(times (T,), values (T, 400) float32 in SPEC_COLUMNS order), NaN kept."""
@@ -152,24 +151,28 @@ class KaggleFolder:
                 raise DataError(f"{folder}: {len(missing)} of {len(ids)} {kind} files named in {split}.csv "
                                 f"are missing (e.g. {int(missing[0])}.parquet); copy them or drop those rows")
 
-    def _check_eeg_quality(self, path: Path, windows: np.ndarray, offsets_s: Sequence[float]) -> None:
-        scalp = windows[:, :, :SCALP_CHANNELS]
-        nan_share = np.isnan(scalp).mean(axis=1)  # (n, channels)
-        for i, offset in enumerate(offsets_s):
-            if (nan_share[i] == 1).all():
-                raise DataError(f"{path}: every channel is NaN in the window from {offset} s; "
-                                f"drop that label row")
-        all_nan = [EEG_COLUMNS[c] for c in np.flatnonzero((nan_share == 1).any(axis=0))]
-        if all_nan:
-            self._warn_once(path, "nan-channel", f"channels {', '.join(all_nan)} are all NaN in some windows; "
-                            f"they are zero-filled and masked")
-        elif (nan_share > 0).any():
-            self._warn_once(path, "nan-gap", f"NaN gaps ({nan_share.max():.0%} of a window at most); "
-                            f"they are filled and masked")
+    def _check_eeg_quality(self, path: Path, signal: np.ndarray, starts: np.ndarray, offsets_s) -> None:
+        """NaN and flat-channel checks, done once per recording (windows overlap, so per-window work repeats)."""
+        scalp = signal[:, :SCALP_CHANNELS]
+        nan = np.isnan(scalp)
+        if nan.any():
+            cum = np.concatenate([np.zeros((1, SCALP_CHANNELS)), np.cumsum(nan, axis=0)])
+            share = (cum[starts + EEG_WINDOW_SAMPLES] - cum[starts]) / EEG_WINDOW_SAMPLES  # (n, channels)
+            for i, offset in enumerate(offsets_s):
+                if (share[i] == 1).all():
+                    raise DataError(f"{path}: every channel is NaN in the window from {offset} s; "
+                                    f"drop that label row")
+            all_nan = [EEG_COLUMNS[c] for c in np.flatnonzero((share == 1).any(axis=0))]
+            if all_nan:
+                self._warn_once(path, "nan-channel", f"channels {', '.join(all_nan)} are all NaN in some "
+                                f"windows; they are zero-filled and masked")
+            elif (share > 0).any():
+                self._warn_once(path, "nan-gap", f"NaN gaps ({share.max():.0%} of a window at most); "
+                                f"they are filled and masked")
         with warnings.catch_warnings():  # all-NaN channels were reported above
             warnings.simplefilter("ignore", RuntimeWarning)
-            flat = np.nanstd(scalp, axis=1) == 0
-        flat_names = [EEG_COLUMNS[c] for c in np.flatnonzero(flat.any(axis=0))]
+            flat = np.nanmax(scalp, axis=0) == np.nanmin(scalp, axis=0) if nan.any() else np.ptp(scalp, axis=0) == 0
+        flat_names = [EEG_COLUMNS[c] for c in np.flatnonzero(flat)]
         if flat_names:
             self._warn_once(path, "flat", f"flat channels {', '.join(flat_names)}")
 

@@ -67,5 +67,7 @@ def summarise(data: Path, min_votes: int = HIGH_VOTE_MIN) -> str:
                  f"high-vote {kl_divergence(targets[high], prior[high]) if high.any() else float('nan'):.4f}")
     truth = Path(data) / "truth" / "summary.json"
     if truth.exists():
-        lines.append("  synthetic truth: " + json.dumps(json.loads(truth.read_text()), sort_keys=True))
+        kl = json.loads(truth.read_text()).get("kl", {})
+        lines.append(f"  synthetic truth: KL floor all {kl.get('floor_all', float('nan')):.4f}, high-vote "
+                     f"{kl.get('floor_high', float('nan')):.4f} (a predictor that knows the true distributions)")
     return "\n".join(lines)

@@ -1,0 +1,257 @@
+"""Cached views: `python -m features prepare --view NAME` and `load_cached_view` for the training code.
+
+Layout: WORK/cache/<view>-<key>/{train.npy, train_index.parquet, test.npy, test_index.parquet,
+manifest.json}; .npy files are float16, opened as memory maps. The key hashes the view config and
+the data folder (absolute path, size and mtime of train.csv and test.csv), so a changed config or
+data folder gets a new folder and a current one is reused without reading any recording. A cache
+is built in a temporary folder, its manifest written last, then renamed into place: a folder
+without a valid manifest is never trusted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from features.artifacts import code_version, write_json, write_parquet
+from features.kaggle_data import KaggleFolder
+from features.views import VIEWS, View, compute_view, get_view
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1  # bump when the computation of a view changes without its config changing
+SPLITS = ("train", "test")
+MANIFEST = "manifest.json"
+ROWS_PER_TASK = 48  # whole recordings per task, about this many rows: small enough for a live progress bar
+# Real recordings carry up to ~750 label rows: their windows (800 kB each) are read in slices of this
+# many rows, so a worker holds ~100 MB of windows, not 600.
+MAX_ROWS_PER_READ = 128
+# Below this many rows a split is computed in-process: starting workers (imports) costs seconds.
+PARALLEL_MIN_ROWS = 1000
+
+
+def cache_key(view: View, data: Path | str) -> str:
+    data = Path(data).resolve()
+    stamp = {"format": CACHE_FORMAT, "view": view.to_dict(), "data": str(data),
+             "files": {name: _size_mtime(data / name) for name in ("train.csv", "test.csv")}}
+    return hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _size_mtime(path: Path) -> list[int] | None:
+    return [path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else None
+
+
+def cache_dir(view: str | View, data: Path | str, work: Path | str) -> Path:
+    view = get_view(view)
+    return Path(work) / "cache" / f"{view.name}-{cache_key(view, data)}"
+
+
+def is_current(path: Path, key: str) -> bool:
+    """True only for a finished build of this view and key whose arrays have the recorded shapes."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        if manifest.get("key") != key or manifest.get("format") != CACHE_FORMAT:
+            return False
+        for split in SPLITS:
+            array = np.load(path / f"{split}.npy", mmap_mode="r")
+            if list(array.shape) != manifest[split]["shape"] or not (path / f"{split}_index.parquet").is_file():
+                return False
+        return True
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def prepare_view(view: str | View, data: Path | str, work: Path | str, jobs: int = 1,
+                 progress: bool = True) -> Path:
+    """Compute `view` for every train label row and test eeg unless a current cache exists; its folder."""
+    view = get_view(view)
+    key = cache_key(view, data)
+    final = Path(work) / "cache" / f"{view.name}-{key}"
+    if is_current(final, key):
+        log.info("%s is up to date", final)
+        return final
+    if final.exists():
+        log.warning("%s is incomplete or stale (no valid manifest); rebuilding it", final)
+        shutil.rmtree(final)
+    _remove_dead_builds(final.parent)
+    temp = final.parent / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}"
+    log.info("building %s from %s with %d process(es)", final, data, jobs)
+    try:
+        _build(view, Path(data), temp, key, jobs, progress)
+        _publish(temp, final, key)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return final
+
+
+def _build(view: View, data: Path, out: Path, key: str, jobs: int, progress: bool) -> None:
+    started = time.time()
+    out.mkdir(parents=True)
+    shapes = {}
+    for split in SPLITS:
+        index = compute_split(view, data, split, out / f"{split}.npy", jobs, progress)
+        write_parquet(out / f"{split}_index.parquet", index, {"view": view.name, "key": key})
+        shapes[split] = {"shape": [len(index), *view.output_shape()]}
+    manifest = {"view": view.name, "key": key, "format": CACHE_FORMAT, "config": view.to_dict(),
+                "data": str(data.resolve()), "dtype": "float16", **shapes,
+                "code_version": code_version(), "seconds": round(time.time() - started, 1)}
+    write_json(out / MANIFEST, manifest)  # last: its presence marks the build finished
+
+
+def _publish(temp: Path, final: Path, key: str) -> None:
+    try:
+        os.rename(temp, final)
+    except OSError:
+        if not is_current(final, key):  # not a concurrent build of the same cache: a real error
+            raise
+        log.info("%s was finished by another process meanwhile; keeping that one", final)
+
+
+def _remove_dead_builds(cache_root: Path) -> None:
+    """Delete temporary folders left by killed builds on this host (their process is gone)."""
+    host = socket.gethostname()
+    for path in cache_root.glob(".*.tmp-*"):
+        owner, _, pid = path.name.rpartition(".tmp-")[2].rpartition("-")
+        if owner == host and pid.isdigit() and not _alive(int(pid)):
+            log.info("removing %s left by an interrupted build", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---- computing one split ------------------------------------------------------------------
+def compute_split(view: View, data: Path, split: str, out: Path, jobs: int = 1, progress: bool = True) -> pd.DataFrame:
+    """Write the view of every row of `split` into a new float16 .npy at `out`; return the row index."""
+    index = split_index(KaggleFolder(data), split)
+    np.lib.format.open_memmap(out, mode="w+", dtype=np.float16, shape=(len(index), *view.output_shape())).flush()
+    tasks = _tasks(view, index)
+    bar = tqdm(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress, mininterval=1.0)
+    with bar, _one_torch_thread():
+        if jobs <= 1 or len(index) < PARALLEL_MIN_ROWS:
+            for task in tasks:
+                bar.update(_run_task(view, data, split, out, task))
+        else:
+            run = Parallel(n_jobs=jobs, return_as="generator_unordered")
+            for done in run(delayed(_run_task)(view, data, split, out, task) for task in tasks):
+                bar.update(done)
+    with open(out, "rb+") as written:  # workers leave their rows in the page cache; sync once, before the manifest
+        os.fsync(written.fileno())
+    return index
+
+
+def split_index(folder: KaggleFolder, split: str) -> pd.DataFrame:
+    """One row per cached row: train label rows in train.csv order, test eegs (offsets 0) in test.csv order."""
+    if split == "train":
+        table = folder.train_table()
+        columns = ["label_id", "eeg_id", "eeg_label_offset_seconds", "spectrogram_id",
+                   "spectrogram_label_offset_seconds"]
+        return table[columns].reset_index(drop=True)
+    table = folder.test_table()
+    return table[["eeg_id", "spectrogram_id"]].reset_index(drop=True).assign(
+        eeg_label_offset_seconds=0.0, spectrogram_label_offset_seconds=0.0)
+
+
+_SOURCE_COLUMNS = {"eeg": ("eeg_id", "eeg_label_offset_seconds"),
+                   "spectrogram": ("spectrogram_id", "spectrogram_label_offset_seconds")}
+Task = list[tuple[int, np.ndarray, np.ndarray]]  # (recording id, offsets in s, cache rows) per recording
+
+
+def _tasks(view: View, index: pd.DataFrame) -> list[Task]:
+    """Rows grouped by recording (one read for all of its rows, up to MAX_ROWS_PER_READ), packed into tasks."""
+    column, offset_column = _SOURCE_COLUMNS[view.source]
+    offsets = index[offset_column]
+    tasks, current, size = [], [], 0
+    for recording, all_rows in index.groupby(column, sort=False).indices.items():
+        for start in range(0, len(all_rows), MAX_ROWS_PER_READ):
+            rows = all_rows[start:start + MAX_ROWS_PER_READ]
+            current.append((int(recording), offsets.to_numpy()[rows], rows))
+            size += len(rows)
+            if size >= ROWS_PER_TASK:
+                tasks.append(current)
+                current, size = [], 0
+    return tasks + ([current] if current else [])
+
+
+def _run_task(view: View, data: Path, split: str, out: Path, task: Task) -> int:
+    import torch
+
+    if torch.get_num_threads() != 1:  # a worker process (the parent is at one already, see below)
+        torch.set_num_threads(1)
+    folder = KaggleFolder(data)
+    array = np.load(out, mmap_mode="r+")
+    for recording, offsets, rows in task:
+        if view.source == "eeg":
+            windows = folder.eeg_windows(split, recording, offsets)
+            values = compute_view(view, eeg_windows=windows, offsets_s=offsets)
+        else:
+            values = compute_view(view, spec_windows=folder.spectrogram_windows(split, recording, offsets))
+        array[rows] = values.astype(np.float16)
+    return sum(len(rows) for *_, rows in task)
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Parallelism comes from processes: torch's intra-op threads on these small products only
+    contend with them (5x slower when the cores are busy), so use one; restore the caller's after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_cached_view(view: str | View, data: Path | str, work: Path | str, split: str,
+                     jobs: int | None = None) -> tuple[np.memmap, pd.DataFrame]:
+    """(float16 memmap (n, *shape), index with label_id/eeg_id per row) of `split`.
+
+    Prepares the cache first if it is missing or stale, with `jobs` processes (default: all cores).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    path = prepare_view(view, data, work, jobs=jobs or available_cores())
+    return np.load(path / f"{split}.npy", mmap_mode="r"), pd.read_parquet(path / f"{split}_index.parquet")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--view", nargs="+", required=True, choices=sorted(VIEWS), metavar="NAME",
+                        help=f"one or more of: {', '.join(VIEWS)}")
+    parser.add_argument("--data", type=Path, default=Path("data"), help="Kaggle-layout data folder")
+    parser.add_argument("--work", type=Path, default=Path("artifacts"), help="work folder (cache goes in WORK/cache)")
+    parser.add_argument("--jobs", type=int, default=available_cores(), help="worker processes (default: all cores)")
+
+
+def run(args: argparse.Namespace) -> None:
+    for name in args.view:
+        started = time.time()
+        path = prepare_view(name, args.data, args.work, jobs=args.jobs)
+        manifest = json.loads((path / MANIFEST).read_text())
+        print(f"{name}: train {tuple(manifest['train']['shape'])}, test {tuple(manifest['test']['shape'])} "
+              f"float16 in {path} ({time.time() - started:.1f} s)")

@@ -1,0 +1,184 @@
+"""Views (shapes, NaN, hemisphere swap) and the cache (idempotence, invalidation, no half-written trust)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from joblib import parallel_config
+
+from features import cache
+from features.cache import cache_dir, load_cached_view, prepare_view
+from features.errors import DataError, UserFacingError
+from features.kaggle_data import KaggleFolder
+from features.kaggle_spectrogram import swap_spectrogram_table
+from features.montage import swap_hemispheres, swap_referential
+from features.schema import EEG_COLUMNS
+from features.views import VIEWS, compute_view, get_view
+from tests.kaggle_layout import make_folder, write_eeg
+
+EEG_VIEWS = [name for name, v in VIEWS.items() if v.source == "eeg"]
+
+
+def eeg_windows(n: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 30, (n, 10_000, len(EEG_COLUMNS))).astype(np.float32)
+
+
+def spec_windows(n: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).gamma(2.0, 5.0, (n, 300, 400)).astype(np.float32)
+
+
+def compute(name: str, eeg: np.ndarray, spec: np.ndarray) -> np.ndarray:
+    return compute_view(name, eeg_windows=eeg, spec_windows=spec)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("data"), n_eegs=3)
+
+
+@pytest.mark.parametrize("name", list(VIEWS))
+def test_every_view_has_its_declared_shape_and_no_nan(name):
+    eeg, spec = eeg_windows(), spec_windows()
+    eeg[0, 3000:3400, 5] = np.nan
+    spec[1, 10:50] = np.nan
+    out = compute(name, eeg, spec)
+    assert out.shape == (2, *get_view(name).output_shape())
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["eeg_spec_tiny", "wave_tiny", "kaggle_spec_tiny", "eeg_spec"])
+def test_swap_index_mirrors_the_view(name):
+    view = get_view(name)
+    eeg, spec = eeg_windows(), spec_windows()
+    mirrored = compute(name, swap_referential(eeg), swap_spectrogram_table(spec))
+    np.testing.assert_allclose(mirrored, swap_hemispheres(compute(name, eeg, spec), view.swap_index, axis=1),
+                               atol=1e-4)
+    assert tuple(np.asarray(view.swap_index)[list(view.swap_index)]) == tuple(range(len(view.swap_index)))
+
+
+@pytest.mark.parametrize("name", ["wave_tiny", "eeg_spec_tiny", "wave"])
+def test_windows_of_one_recording_give_the_same_rows_with_offsets(name):
+    recording = eeg_windows(1, seed=3)[0]
+    recording = np.concatenate([recording, recording[:2000] * 0.5])  # 60 s
+    offsets = np.array([0.0, 2.0, 10.0, 3.0])
+    windows = np.stack([recording[int(o * 200):int(o * 200) + 10_000] for o in offsets])
+    np.testing.assert_allclose(compute_view(name, eeg_windows=windows, offsets_s=offsets),
+                               compute_view(name, eeg_windows=windows), atol=1e-4)
+
+
+def test_wave_mask_channel_shows_the_gap_and_spec_masks_are_optional():
+    eeg = eeg_windows()
+    eeg[1, 2000:4000, EEG_COLUMNS.index("O1")] = np.nan
+    wave = compute_view("wave", eeg_windows=eeg)
+    assert wave[0, -1].max() == 0 and wave[1, -1, 550:950].min() > 0.1
+    masked = replace(get_view("eeg_spec_tiny"), nan_mask=True)
+    out = compute_view(masked, eeg_windows=eeg)
+    assert out.shape == (2, 10, 32, 50) and masked.channel_names()[-2:] == ("nan@50s", "nan@10s")
+    assert out[0, 8:].max() == 0 and out[1, 8].max() > 0
+
+
+def test_unknown_view_is_a_user_error():
+    with pytest.raises(UserFacingError, match="eeg_spec"):
+        get_view("eeg_specs")
+
+
+def test_prepare_writes_train_and_test_rows_matching_compute_view(data, tmp_path):
+    path = prepare_view("eeg_spec_tiny", data, tmp_path, progress=False)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["config"]["name"] == "eeg_spec_tiny" and manifest["code_version"]
+    train, index = load_cached_view("eeg_spec_tiny", data, tmp_path, "train", jobs=1)
+    table = KaggleFolder(data).train_table()
+    assert isinstance(train, np.memmap) and train.dtype == np.float16 and train.shape == (9, 8, 32, 50)
+    assert index["label_id"].tolist() == table["label_id"].tolist()
+    row = table.iloc[4]
+    windows = KaggleFolder(data).eeg_windows("train", row["eeg_id"], [row["eeg_label_offset_seconds"]])
+    np.testing.assert_allclose(train[4], compute_view("eeg_spec_tiny", eeg_windows=windows)[0], atol=2e-3)
+    test, test_index = load_cached_view("eeg_spec_tiny", data, tmp_path, "test", jobs=1)
+    assert test.shape == (1, 8, 32, 50) and test_index["eeg_id"].tolist() == [900]
+
+
+def test_second_prepare_is_a_no_op(data, tmp_path):
+    path = prepare_view("kaggle_spec_tiny", data, tmp_path, progress=False)
+    stamps = {p.name: p.stat().st_mtime_ns for p in path.iterdir()}
+    assert prepare_view("kaggle_spec_tiny", data, tmp_path, progress=False) == path
+    assert {p.name: p.stat().st_mtime_ns for p in path.iterdir()} == stamps
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary folder left
+
+
+def test_config_or_data_change_gives_a_new_cache(data, tmp_path):
+    view = get_view("wave_tiny")
+    first = prepare_view(view, data, tmp_path, progress=False)
+    other = prepare_view(replace(view, scale_uv=64.0), data, tmp_path, progress=False)
+    assert other != first and other.name.startswith("wave_tiny-")
+    np.testing.assert_allclose(np.load(other / "train.npy")[:, :16], np.load(first / "train.npy")[:, :16] / 2,
+                               atol=1e-3)
+    os.utime(data / "train.csv", ns=(1, 1))
+    assert cache_dir(view, data, tmp_path) not in (first, other)
+
+
+def test_folder_without_valid_manifest_is_rebuilt(data, tmp_path):
+    path = prepare_view("kaggle_spec_tiny", data, tmp_path, progress=False)
+    (path / "manifest.json").unlink()  # as if a build died before its last step
+    np.save(path / "train.npy", np.zeros((2, 2), np.float16))
+    assert prepare_view("kaggle_spec_tiny", data, tmp_path, progress=False) == path
+    assert np.load(path / "train.npy").shape == (9, 4, 25, 75)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["train"]["shape"][0] = 10  # a manifest that does not describe its arrays
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert not cache.is_current(path, manifest["key"])
+
+
+def test_failed_build_leaves_nothing_and_dead_temp_folders_are_removed(data, tmp_path, monkeypatch):
+    final = cache_dir("wave_tiny", data, tmp_path)
+    stale = final.parent / f".{final.name}.tmp-{cache.socket.gethostname()}-999999999"
+    (stale / "junk").mkdir(parents=True)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed mid-build")
+
+    monkeypatch.setattr(cache, "compute_view", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        prepare_view("wave_tiny", data, tmp_path, progress=False)
+    assert not final.exists() and list(final.parent.iterdir()) == []
+
+
+def test_data_errors_pass_through(tmp_path):
+    data = make_folder(tmp_path / "data", n_eegs=2)
+    write_eeg(data / "train_eegs" / "101.parquet", 30, np.random.default_rng(0))  # shorter than its rows
+    with pytest.raises(DataError, match="101.parquet"):
+        prepare_view("wave_tiny", data, tmp_path / "work", progress=False)
+    assert not any((tmp_path / "work" / "cache").iterdir())
+    with pytest.raises(DataError, match="does not exist"):
+        prepare_view("wave_tiny", tmp_path / "missing", tmp_path / "work", progress=False)
+
+
+def test_parallel_prepare_matches_serial(data, tmp_path, monkeypatch):
+    # Threads stand in for joblib's worker processes (whose start-up costs seconds); what processes
+    # add is pickling the task arguments, checked here directly. The bench runs real processes.
+    view = get_view("wave_tiny")
+    task = cache._tasks(view, cache.split_index(KaggleFolder(data), "train"))[0]
+    assert pickle.loads(pickle.dumps((view, data, task)))[0] == view
+    serial = prepare_view(view, data, tmp_path / "serial", jobs=1, progress=False)
+    monkeypatch.setattr(cache, "PARALLEL_MIN_ROWS", 0)
+    with parallel_config(backend="threading"):
+        parallel = prepare_view(view, data, tmp_path / "parallel", jobs=2, progress=False)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(np.load(serial / f"{split}.npy"), np.load(parallel / f"{split}.npy"))
+        pd.testing.assert_frame_equal(pd.read_parquet(serial / f"{split}_index.parquet"),
+                                      pd.read_parquet(parallel / f"{split}_index.parquet"))
+
+
+def test_tasks_group_rows_by_recording_and_bound_each_read():
+    index = pd.DataFrame({"eeg_id": [7] * 300 + [8] * 5, "eeg_label_offset_seconds": np.arange(305.0)})
+    tasks = cache._tasks(get_view("wave"), index)
+    reads = [(recording, rows) for task in tasks for recording, _, rows in task]
+    assert max(len(rows) for _, rows in reads) <= cache.MAX_ROWS_PER_READ
+    assert sorted(np.concatenate([rows for _, rows in reads]).tolist()) == list(range(305))
+    assert {recording for recording, rows in reads if 300 in rows} == {8}
