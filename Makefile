@@ -14,7 +14,7 @@ ARGS   ?=
 DEMO_DATA := $(WORK)/demo/data
 DEMO_WORK := $(WORK)/demo/work
 
-.PHONY: setup test lint synth demo summary folds models prepare oof stack clean help
+.PHONY: setup test lint synth demo summary folds models prepare oof stack bench-features bench-quality bench-stacking clean help
 
 help:
 	@echo "make setup | test | lint | synth | demo | summary | folds | models | prepare VIEW=.. | oof MODEL=.. | stack"
@@ -54,6 +54,15 @@ oof: setup
 
 stack: setup
 	$(PY) -m stacking --data $(DATA) --work $(WORK) $(ARGS)
+
+bench-features: setup
+	$(PY) -m bench.features $(ARGS)
+
+bench-quality: setup
+	$(PY) -m bench.quality --data $(SYNTH) --work $(WORK)/bench_quality $(ARGS)
+
+bench-stacking: setup
+	$(PY) -m bench.stacking $(ARGS)
 
 DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
 

@@ -11,10 +11,9 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from features.errors import UserFacingError
 from oof.augment import AugmentConfig
 from oof.train_loop import TrainConfig
-
-from features.errors import UserFacingError
 
 
 @dataclass(frozen=True)

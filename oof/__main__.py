@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
 import sys
 
-from features.errors import UserFacingError
+from features.cli import dispatch
 
 COMMANDS = {
     "folds": ("oof.folds_cli", "make (or check) the shared folds file of a data folder"),
@@ -17,22 +14,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        names = ", ".join(COMMANDS)
-        print(f"usage: python -m oof {{{names}}} ...", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    parser = argparse.ArgumentParser(prog=f"python -m oof {argv[0]}", description=COMMANDS[argv[0]][1])
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        module.run(args)
-    except UserFacingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return dispatch("python -m oof", COMMANDS, argv)
 
 
 if __name__ == "__main__":

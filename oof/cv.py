@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from features.images import assemble_image
 
 from features.artifacts import code_version, read_provenance, write_json, write_parquet
 from features.errors import UserFacingError
+from features.images import assemble_image
 from features.kaggle_data import KaggleFolder
 from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
 from models.recipe import Recipe
@@ -85,17 +86,17 @@ class CVJob:
             log.info("%s fold %d: shard exists, skipped", self.name, fold)
             return
         started = time.time()
-        torch.manual_seed(self.recipe.train.seed + fold)
         train_rows = self.label_rows[self.label_rows["fold"] != fold]
         valid = self.samples[self.samples["fold"] == fold].reset_index(drop=True)
-        cfg, bs = self.recipe.train, self.recipe.train.batch_size
+        cfg = replace(self.recipe.train, seed=self.recipe.train.seed + fold)  # folds differ in init and augmentation
+        bs = cfg.batch_size
         pin = self.device.type == "cuda"
         if self.recipe.data.max_train_recordings:
             keep = train_rows["eeg_id"].drop_duplicates().iloc[: self.recipe.data.max_train_recordings]
             train_rows = train_rows[train_rows["eeg_id"].isin(keep)]
 
         def make_train_loader(epoch: int, stage: int):
-            rows = epoch_rows(train_rows, epoch, stage, self.recipe.data.high_vote_min, cfg.seed + fold)
+            rows = epoch_rows(train_rows, epoch, stage, self.recipe.data.high_vote_min, cfg.seed)
             return loader(self.train_views, rows, "label_id", bs, self.recipe.data.vote_weighting,
                           cfg.num_workers, pin)
 
@@ -105,7 +106,7 @@ class CVJob:
         augmenter = BatchAugmenter(self.recipe.augment, self.train_views.swap_index, self.is_image)
         result = fit_fold(model, make_train_loader, valid_loader, cfg, self.run_dir(fold), self.device,
                           augmenter=augmenter, to_input=to_input)
-        model.load_state_dict(torch.load(self.run_dir(fold) / "best.pt", map_location="cpu", weights_only=True))
+        # fit_fold leaves the best (EMA when on) weights in `model`
         swap = self.train_views.swap_index if self.recipe.data.tta_swap else None
         valid_probs = predict(model, valid_loader, self.device, to_input=to_input, swap_index=swap)
         test_frame = self.test.assign(n_votes=0, **{c: 0.0 for c in TARGET_COLUMNS})

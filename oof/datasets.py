@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from features.views import get_view, load_cached_view
 from torch.utils.data import DataLoader, Dataset
 
+from features.cache import load_cached_view
 from features.errors import DataError
 from features.schema import TARGET_COLUMNS
+from features.views import get_view
 from models.recipe import Recipe
 
 VOTE_CAP = 20
@@ -90,8 +91,8 @@ class BatchSet(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        return {"x": self.views.gather(self.rows[sl]), "target": torch.from_numpy(self.targets[sl]),
-                "weight": torch.from_numpy(self.weights[sl]), "n_votes": torch.from_numpy(self.n_votes[sl])}
+        return {"x": self.views.gather(self.rows[sl]), "target": torch.tensor(self.targets[sl]),
+                "weight": torch.tensor(self.weights[sl]), "n_votes": torch.tensor(self.n_votes[sl])}
 
 
 def loader(views: ViewArrays, table: pd.DataFrame, key: str, batch_size: int, scheme: str = "none",
