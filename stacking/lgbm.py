@@ -1,0 +1,277 @@
+"""LightGBM stacker on soft targets, tuned by Optuna in a persistent, shareable study.
+
+Soft targets: each row becomes one row per class with a positive target, weighted by that target
+(times the row's policy weight); the multiclass log-loss of the expanded rows is then the
+cross-entropy to the vote distribution, i.e. KL plus a constant.
+
+Honesty: the model for outer fold k trains on the other folds minus one, early-stops on that one
+(its high-vote rows: the rows we are scored on), and predicts fold k; fold k is never looked at.
+The test prediction is the mean of the K fold models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import optuna
+
+from features.schema import VOTE_COLUMNS
+from oof.metric import kl_per_row
+from stacking.crossfit import StackerRun
+from stacking.honest import FoldScores
+from stacking.members import MemberSet
+from stacking.meta_features import FEATURE_VERSION, feature_names, meta_features, rank_members
+from stacking.policy import RowPolicy
+from stacking.tuning import quiet_optuna, tpe_sampler
+
+log = logging.getLogger(__name__)
+
+N_CLASSES = len(VOTE_COLUMNS)
+SEARCH_VERSION = 1  # bump when the search space changes: old studies are then not resumed
+# Column-wise histograms give each feature to one thread: results do not depend on the thread count.
+BASE_PARAMS = {"objective": "multiclass", "num_class": N_CLASSES, "verbosity": -1, "bagging_freq": 1,
+               "force_col_wise": True}
+DATASET_PARAMS = {"max_bin": 63, "feature_pre_filter": False, "verbosity": -1}
+
+
+@dataclass(frozen=True)
+class LgbmConfig:
+    trials: int = 100
+    storage: str | None = None
+    tune_rows: int = 3000
+    max_raw_members: int = 4
+    max_rounds: int = 1000
+    early_stopping: int = 10
+    # One thread: trial datasets are small, and on a busy 2-core machine two OpenMP threads were
+    # measured 10x slower (each barrier waits for a descheduled thread).
+    threads: int = 1
+    seed: int = 0
+
+
+def default_storage(work: Path | str) -> str:
+    path = (Path(work) / "stack" / "optuna.db").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def expand_soft_targets(x: np.ndarray, targets: np.ndarray, row_weights: np.ndarray):
+    """One row per (row, class) with positive weight: (X, class label, weight)."""
+    rows, classes = np.nonzero(targets * row_weights[:, None] > 0)
+    return x[rows], classes, targets[rows, classes] * row_weights[rows]
+
+
+class FoldFeatures:
+    """Feature matrices per outer fold; raw members are ranked on that fold's training rows only."""
+
+    def __init__(self, members: MemberSet, max_raw_members: int, high_votes: int):
+        self.members = members
+        self.max_raw = max_raw_members
+        self.high_votes = high_votes
+        self._raw: dict[int, np.ndarray] = {}
+        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
+
+    def raw_members(self, k: int) -> np.ndarray:
+        if k not in self._raw:
+            m = self.members
+            train_rows = (m.fold != k) & (m.n_votes >= self.high_votes)
+            if not train_rows.any():
+                train_rows = m.fold != k
+            self._raw[k] = rank_members(m.probs, m.targets, train_rows, self.max_raw)
+        return self._raw[k]
+
+    def for_fold(self, k: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(X for every row, X for the test set or None, raw member indices)."""
+        m = self.members
+        raw = self.raw_members(k)
+        key = tuple(raw)
+        if key not in self._cache:  # with few members every fold shares one matrix
+            test = None if m.test_probs is None else meta_features(m.test_probs, raw)
+            self._cache[key] = (meta_features(m.probs, raw), test, raw)
+        return self._cache[key]
+
+
+class LgbmCV:
+    """Cross-validation of one parameter set over the shared folds, with cached LightGBM datasets."""
+
+    def __init__(self, members: MemberSet, config: LgbmConfig, high_votes: int):
+        self.members = members
+        self.config = config
+        self.high = members.n_votes >= high_votes
+        self.features = FoldFeatures(members, config.max_raw_members, high_votes)
+        self.folds = [int(k) for k in members.folds]
+        self._datasets: dict[tuple, tuple[lgb.Dataset, lgb.Dataset]] = {}
+
+    def stopping_fold(self, k: int) -> int:
+        return self.folds[(self.folds.index(k) + 1) % len(self.folds)]
+
+    def datasets(self, k: int, policy: RowPolicy, rows: np.ndarray, rows_key: str):
+        key = (k, policy, rows_key)
+        if key not in self._datasets:
+            m = self.members
+            x = self.features.for_fold(k)[0]
+            v = self.stopping_fold(k)
+            weights = np.where(rows & (m.fold != k) & (m.fold != v), policy.row_weights(m.n_votes), 0.0)
+            valid_rows = rows & (m.fold == v) & self.high
+            if not valid_rows.any():
+                valid_rows = rows & (m.fold == v)
+            data, label, weight = expand_soft_targets(x, m.targets, weights)
+            train = lgb.Dataset(data, label=label, weight=weight, params=DATASET_PARAMS)
+            data, label, weight = expand_soft_targets(x, m.targets, valid_rows.astype(np.float64))
+            valid = lgb.Dataset(data, label=label, weight=weight, params=DATASET_PARAMS, reference=train)
+            self._datasets[key] = (train.construct(), valid.construct())
+        return self._datasets[key]
+
+    def fit_fold(self, k: int, policy: RowPolicy, params: dict, rows: np.ndarray, rows_key: str) -> lgb.Booster:
+        train, valid = self.datasets(k, policy, rows, rows_key)
+        full = {**BASE_PARAMS, **params, "num_threads": self.config.threads, "seed": self.config.seed}
+        return lgb.train(full, train, num_boost_round=self.config.max_rounds, valid_sets=[valid],
+                         callbacks=[lgb.early_stopping(self.config.early_stopping, verbose=False)])
+
+    def run(self, params: dict, policy: RowPolicy, rows: np.ndarray | None = None, rows_key: str = "all",
+            on_fold: Callable[[int, int, np.ndarray, np.ndarray], None] | None = None,
+            with_test: bool = False) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+        """OOF predictions on `rows` (NaN elsewhere), mean test prediction, best iterations."""
+        m = self.members
+        rows = np.ones(len(m.fold), dtype=bool) if rows is None else rows
+        oof = np.full(m.targets.shape, np.nan)
+        test = None
+        iterations = []
+        for step, k in enumerate(self.folds):
+            booster = self.fit_fold(k, policy, params, rows, rows_key)
+            x, x_test, _ = self.features.for_fold(k)
+            held = rows & (m.fold == k)
+            oof[held] = booster.predict(x[held], num_iteration=booster.best_iteration)
+            iterations.append(int(booster.best_iteration))
+            if with_test and x_test is not None:
+                pred = booster.predict(x_test, num_iteration=booster.best_iteration)
+                test = pred / len(self.folds) if test is None else test + pred / len(self.folds)
+            if on_fold is not None:
+                on_fold(step, k, held, oof[held])
+        return oof, test, iterations
+
+
+def suggest_params(trial: optuna.Trial, policies: list[RowPolicy]) -> tuple[dict, RowPolicy]:
+    params = {
+        "learning_rate": trial.suggest_float("learning_rate", 0.05, 0.3, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
+        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 10, 300, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.3, 1.0),
+        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+    }
+    policy = policies[0]
+    if len(policies) > 1:
+        labels = [p.label for p in policies]
+        policy = policies[labels.index(trial.suggest_categorical("row_policy", labels))]
+    return params, policy
+
+
+class LgbmSearch:
+    """The tuned LightGBM stacker: Optuna trials as inner candidates, each resolvable to a full CV run."""
+
+    method = "lgbm"
+
+    def __init__(self, members: MemberSet, policies: list[RowPolicy], config: LgbmConfig, high_votes: int,
+                 storage: str):
+        self.members = members
+        self.policies = policies
+        self.config = config
+        self.high_votes = high_votes
+        self.storage = storage
+        self.cv = LgbmCV(members, config, high_votes)
+        self.tune_rows = _tuning_rows(members, policies, high_votes, config)
+        self._runs: dict[int, StackerRun] = {}
+        self.trials: list[optuna.trial.FrozenTrial] = []  # finished trials: the inner candidates
+        self.study_trials = 0  # every trial in the study, pruned ones included
+
+    @cached_property
+    def study_name(self) -> str:
+        """Derived from the members' content and the config: same inputs resume, other inputs start afresh."""
+        config = {k: v for k, v in asdict(self.config).items() if k not in ("trials", "storage", "threads")}
+        spec = {"members": self.members.names, "data": self.members.fingerprint(), "config": config,
+                "policies": [p.label for p in self.policies], "high_votes": self.high_votes,
+                "features": FEATURE_VERSION, "search": SEARCH_VERSION}
+        digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        return f"lgbm-{len(self.members.names)}members-{digest}"
+
+    def tune(self) -> None:
+        """Add `config.trials` trials to the persistent study (resuming it), then keep the finished ones."""
+        quiet_optuna()
+        study = optuna.create_study(storage=self.storage, study_name=self.study_name, load_if_exists=True,
+                                    direction="minimize", sampler=tpe_sampler(self.config.seed),
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+        done = len(study.trials)
+        # A resumed study gets a fresh seed: the same seed would replay the first run's random trials.
+        study.sampler = tpe_sampler(self.config.seed + done)
+        if not done:
+            study.set_user_attr("members", self.members.names)
+            study.set_user_attr("policies", [p.label for p in self.policies])
+        log.info("lgbm: study %s has %d trials; adding %d", self.study_name, done, self.config.trials)
+        study.optimize(self._objective, n_trials=self.config.trials, gc_after_trial=False)
+        self.study_trials = len(study.trials)
+        self.trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                       if "fold_kl_sum" in t.user_attrs]
+        if not self.trials:
+            raise RuntimeError(f"lgbm study {self.study_name} has no finished trials")
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        params, policy = suggest_params(trial, self.policies)
+        sums, counts = [], []
+
+        def on_fold(step: int, k: int, held: np.ndarray, pred: np.ndarray) -> None:
+            high = self.cv.high[held]
+            sums.append(float(kl_per_row(self.members.targets[held][high], pred[high]).sum()))
+            counts.append(int(high.sum()))
+            trial.report(sum(sums) / max(sum(counts), 1), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        _, _, iterations = self.cv.run(params, policy, self.tune_rows, "tune", on_fold)
+        trial.set_user_attr("fold_kl_sum", sums)
+        trial.set_user_attr("fold_n", counts)
+        trial.set_user_attr("best_iterations", iterations)
+        return sum(sums) / max(sum(counts), 1)
+
+    def inner_scores(self) -> list[FoldScores]:
+        return [FoldScores(np.array(t.user_attrs["fold_kl_sum"]), np.array(t.user_attrs["fold_n"]))
+                for t in self.trials]
+
+    def finalise(self, i: int) -> StackerRun:
+        return self.candidate(i)
+
+    def candidate(self, i: int) -> StackerRun:
+        """Trial i re-run on every row, with test predictions (cached)."""
+        if i not in self._runs:
+            trial = self.trials[i]
+            params = {k: v for k, v in trial.params.items() if k != "row_policy"}
+            policy = self.policies[0]
+            if "row_policy" in trial.params:
+                policy = next(p for p in self.policies if p.label == trial.params["row_policy"])
+            oof, test, iterations = self.cv.run(params, policy, with_test=True)
+            raw = self.cv.features.for_fold(self.cv.folds[-1])[2]
+            details = {"params": params, "trial": trial.number, "best_iterations": iterations,
+                       "study": self.study_name, "storage": self.storage, "n_trials": self.study_trials,
+                       "n_complete": len(self.trials),
+                       "n_features": len(feature_names(self.members.names, raw)),
+                       "tune_rows": int(self.tune_rows.sum())}
+            self._runs[i] = StackerRun(self.method, policy, oof, test, details)
+        return self._runs[i]
+
+
+def _tuning_rows(members: MemberSet, policies: list[RowPolicy], high_votes: int, config: LgbmConfig) -> np.ndarray:
+    """Trials see at most `tune_rows` rows (those any policy fits on or we score on), drawn at random."""
+    lowest = min(p.min_votes for p in policies)
+    eligible = np.flatnonzero((members.n_votes >= lowest) | (members.n_votes >= high_votes))
+    rows = np.zeros(len(members.fold), dtype=bool)
+    if len(eligible) > config.tune_rows:
+        eligible = np.random.default_rng(config.seed).choice(eligible, size=config.tune_rows, replace=False)
+    rows[eligible] = True
+    return rows
