@@ -65,13 +65,27 @@ bench-stacking: setup
 	$(PY) -m bench.stacking $(ARGS)
 
 DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
+DEMO_ARGS   ?= epochs=4 stage2_epochs=1
 
 demo: setup
-	$(PY) -m features synth $(DEMO_DATA) --n-eegs 160 --seed $(SEED)
+	$(PY) -m features synth $(DEMO_DATA) --n-eegs 120 --seed $(SEED)
 	$(PY) -m features summary --data $(DEMO_DATA)
-	$(PY) -m oof folds --data $(DEMO_DATA) --work $(DEMO_WORK)
-	for m in $(DEMO_MODELS); do $(PY) -m oof run --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) || exit 1; done
+	$(PY) -m oof folds --data $(DEMO_DATA) --work $(DEMO_WORK) --n-folds 3
+	for m in $(DEMO_MODELS); do $(PY) -m oof run --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) $(DEMO_ARGS) || exit 1; done
 	$(PY) -m stacking --data $(DEMO_DATA) --work $(DEMO_WORK) --trials 30
 
 clean:
 	rm -rf $(WORK)
+
+# ---- leaderboard: submission from checkpoints + saved stacker, Kaggle bundle, HTML report ----------
+.PHONY: submission bundle report
+OUT ?=
+
+submission: setup
+	$(PY) -m stacking submit --data $(DATA) --work $(WORK) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+bundle: setup
+	$(PY) -m stacking bundle --work $(WORK)
+
+report: setup
+	$(PY) -m stacking report --work $(WORK) --data $(DATA)

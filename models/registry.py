@@ -99,7 +99,7 @@ def mit_b0_spec_cpu() -> Recipe:
 
 @register
 def mit_b0_kspec_cpu() -> Recipe:
-    return _cpu(mit_b0_kspec(), "mit_b0_kspec_cpu", ("kaggle_spec",), image_size=128, drop_path_rate=0.0)
+    return _cpu(mit_b0_kspec(), "mit_b0_kspec_cpu", ("kaggle_spec_tiny",), image_size=128, drop_path_rate=0.0)
 
 
 @register
