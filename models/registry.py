@@ -117,6 +117,20 @@ def get_recipe(name: str, overrides: list[str] | str = ()) -> Recipe:
     return apply_overrides(RECIPES[name](), overrides)
 
 
+def is_image_recipe(recipe: Recipe) -> bool:
+    return not recipe.model.backbone.startswith("wave1d")
+
+
+def input_transform(recipe: Recipe) -> Callable | None:
+    """The on-device step from batched view tensors to the backbone's input (None: used as they are)."""
+    if not is_image_recipe(recipe):
+        return None
+    from features.images import assemble_image
+
+    layout, size = recipe.model.image_layout, recipe.model.image_size
+    return lambda x: assemble_image(x, layout=layout, size=size)
+
+
 def build_model(recipe: Recipe, in_chans: int) -> nn.Module:
     """The recipe's backbone + classification head, for inputs with `in_chans` channels."""
     cfg = recipe.model

@@ -19,11 +19,10 @@ import torch
 
 from features.artifacts import code_version, read_provenance, write_json, write_parquet
 from features.errors import UserFacingError
-from features.images import assemble_image
 from features.kaggle_data import KaggleFolder
 from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
 from models.recipe import Recipe
-from models.registry import build_model, get_recipe
+from models.registry import build_model, get_recipe, input_transform, is_image_recipe
 from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
 from oof.folds import create_or_load_folds
@@ -119,13 +118,10 @@ class CVJob:
 
     @property
     def is_image(self) -> bool:
-        return not self.recipe.model.backbone.startswith("wave1d")
+        return is_image_recipe(self.recipe)
 
     def to_input(self):
-        if not self.is_image:
-            return None
-        layout, size = self.recipe.model.image_layout, self.recipe.model.image_size
-        return lambda x: assemble_image(x, layout=layout, size=size)
+        return input_transform(self.recipe)
 
     def new_model(self, to_input) -> torch.nn.Module:
         sample = self.train_views.gather(np.arange(1))

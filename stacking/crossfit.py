@@ -31,6 +31,9 @@ class StackerRun:
     oof: np.ndarray
     test: np.ndarray | None = None
     details: dict = field(default_factory=dict)
+    # What predicts the test set (saved by stacking.saved_stacker): the final fit for blend and
+    # selection; for LightGBM the fold models as (booster, raw member indices) pairs, in fold order.
+    fitted: object = None
 
     @property
     def label(self) -> str:

@@ -74,9 +74,9 @@ class PolicySearch:
     def finalise(self, i: int) -> StackerRun:
         """Fit on every policy row: the weights to report and the test predictions."""
         run = self.runs[i]
-        if not run.details:
-            model, run.test = final_fit(self.members, run.policy, self.fit, self.seed)
-            run.details = model.describe(self.members.names)
+        if run.fitted is None:
+            run.fitted, run.test = final_fit(self.members, run.policy, self.fit, self.seed)
+            run.details = run.fitted.describe(self.members.names)
         return run
 
 

@@ -124,6 +124,8 @@ def sample_predictions(path: Path, preds: pd.DataFrame, train: pd.DataFrame, tab
         on=["eeg_id", *VOTE_COLUMNS])[["eeg_id", "label_id", "sample_label_id"]]
     if "label_id" in preds.columns or "eeg_sub_id" in preds.columns:
         if "label_id" not in preds.columns:
+            if "eeg_sub_id" not in train.columns:
+                raise UserFacingError(f"{path} is keyed by eeg_sub_id, which train.csv lacks; key it by label_id")
             _refuse_duplicates(path, preds, ["eeg_id", "eeg_sub_id"], "write one row per label row")
             pairs = train[["eeg_id", "eeg_sub_id", "label_id"]]
             merged = preds.merge(pairs, on=["eeg_id", "eeg_sub_id"], how="left")

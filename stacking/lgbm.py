@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -98,6 +98,16 @@ class FoldFeatures:
         return self._cache[key]
 
 
+@dataclass
+class CVOutput:
+    """One parameter set's cross-validation: OOF, best iterations; with test: fold models and their mean."""
+
+    oof: np.ndarray
+    test: np.ndarray | None = None
+    iterations: list[int] = field(default_factory=list)
+    models: list[tuple[lgb.Booster, np.ndarray]] = field(default_factory=list)
+
+
 class LgbmCV:
     """Cross-validation of one parameter set over the shared folds, with cached LightGBM datasets."""
 
@@ -137,25 +147,26 @@ class LgbmCV:
 
     def run(self, params: dict, policy: RowPolicy, rows: np.ndarray | None = None, rows_key: str = "all",
             on_fold: Callable[[int, int, np.ndarray, np.ndarray], None] | None = None,
-            with_test: bool = False) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
-        """OOF predictions on `rows` (NaN elsewhere), mean test prediction, best iterations."""
+            with_test: bool = False) -> CVOutput:
+        """OOF predictions on `rows` (NaN elsewhere); with_test: the fold models and their mean test prediction."""
         m = self.members
         rows = np.ones(len(m.fold), dtype=bool) if rows is None else rows
-        oof = np.full(m.targets.shape, np.nan)
-        test = None
-        iterations = []
+        out = CVOutput(np.full(m.targets.shape, np.nan))
         for step, k in enumerate(self.folds):
             booster = self.fit_fold(k, policy, params, rows, rows_key)
-            x, x_test, _ = self.features.for_fold(k)
+            x, x_test, raw = self.features.for_fold(k)
             held = rows & (m.fold == k)
-            oof[held] = booster.predict(x[held], num_iteration=booster.best_iteration)
-            iterations.append(int(booster.best_iteration))
+            out.oof[held] = booster.predict(x[held], num_iteration=booster.best_iteration)
+            out.iterations.append(int(booster.best_iteration))
+            if with_test:
+                out.models.append((booster, raw))
             if with_test and x_test is not None:
-                pred = booster.predict(x_test, num_iteration=booster.best_iteration)
-                test = pred / len(self.folds) if test is None else test + pred / len(self.folds)
+                # Summed in fold order: the saved stacker (saved_stacker.py) reproduces it exactly.
+                part = booster.predict(x_test, num_iteration=booster.best_iteration) / len(self.folds)
+                out.test = part if out.test is None else out.test + part
             if on_fold is not None:
-                on_fold(step, k, held, oof[held])
-        return oof, test, iterations
+                on_fold(step, k, held, out.oof[held])
+        return out
 
 
 def suggest_params(trial: optuna.Trial, policies: list[RowPolicy]) -> tuple[dict, RowPolicy]:
@@ -207,7 +218,7 @@ class LgbmSearch:
         quiet_optuna()
         study = optuna.create_study(storage=self.storage, study_name=self.study_name, load_if_exists=True,
                                     direction="minimize", sampler=tpe_sampler(self.config.seed),
-                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+                                    pruner=_pruner())
         done = len(study.trials)
         # A resumed study gets a fresh seed: the same seed would replay the first run's random trials.
         study.sampler = tpe_sampler(self.config.seed + done)
@@ -234,7 +245,7 @@ class LgbmSearch:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        _, _, iterations = self.cv.run(params, policy, self.tune_rows, "tune", on_fold)
+        iterations = self.cv.run(params, policy, self.tune_rows, "tune", on_fold).iterations
         trial.set_user_attr("fold_kl_sum", sums)
         trial.set_user_attr("fold_n", counts)
         trial.set_user_attr("best_iterations", iterations)
@@ -255,15 +266,21 @@ class LgbmSearch:
             policy = self.policies[0]
             if "row_policy" in trial.params:
                 policy = next(p for p in self.policies if p.label == trial.params["row_policy"])
-            oof, test, iterations = self.cv.run(params, policy, with_test=True)
+            out = self.cv.run(params, policy, with_test=True)
             raw = self.cv.features.for_fold(self.cv.folds[-1])[2]
-            details = {"params": params, "trial": trial.number, "best_iterations": iterations,
+            details = {"params": params, "trial": trial.number, "best_iterations": out.iterations,
                        "study": self.study_name, "storage": self.storage, "n_trials": self.study_trials,
                        "n_complete": len(self.trials),
                        "n_features": len(feature_names(self.members.names, raw)),
                        "tune_rows": int(self.tune_rows.sum())}
-            self._runs[i] = StackerRun(self.method, policy, oof, test, details)
+            self._runs[i] = StackerRun(self.method, policy, out.oof, out.test, details, fitted=out.models)
         return self._runs[i]
+
+
+def _pruner() -> optuna.pruners.BasePruner:
+    """Stop a trial after any fold where its running KL is outside the best third so far: TPE keeps
+    proposing near the best trials, so a median rule would let most of them run every fold."""
+    return optuna.pruners.PercentilePruner(33.0, n_startup_trials=5, n_warmup_steps=0)
 
 
 def _tuning_rows(members: MemberSet, policies: list[RowPolicy], high_votes: int, config: LgbmConfig) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from features.artifacts import write_json, write_parquet
 from features.errors import UserFacingError
@@ -22,6 +23,7 @@ from stacking.lgbm import LgbmConfig, LgbmSearch, default_storage
 from stacking.members import MemberSet, load_members
 from stacking.policy import AUTO_THRESHOLDS, WEIGHTINGS, RowPolicy, candidate_policies, require_rows
 from stacking.report import baseline_table, build_report, final_line, format_table, member_table, stacker_table
+from stacking.saved_stacker import from_run, save_stacker
 from stacking.selection import SelectionConfig, select_ensemble
 from stacking.submission import expected_ids, write_submission
 
@@ -48,6 +50,13 @@ class StackConfig:
 
 def run_stack(config: StackConfig, show: Callable[[str], None] = lambda text: None) -> dict:
     """Fit, choose and write; `show` receives the tables as they become available. Returns the report."""
+    # BLAS gets LightGBM's thread count (default 1): on a busy 2-core machine a second OpenBLAS thread
+    # made the blend 3x slower, every parallel section waiting for a descheduled thread.
+    with threadpool_limits(limits=config.lgbm.threads, user_api="blas"):
+        return _stack(config, show)
+
+
+def _stack(config: StackConfig, show: Callable[[str], None]) -> dict:
     started = time.perf_counter()
     folds = read_folds(config.work) if folds_path(config.work).exists() else None
     members = load_members(config.work, list(config.models) if config.models else None, folds)
@@ -123,6 +132,7 @@ def _write_outputs(config: StackConfig, members: MemberSet, choice: Choice, repo
     oof[list(TARGET_COLUMNS)] = members.targets
     oof["n_votes"] = members.n_votes
     write_parquet(stack / "oof.parquet", oof, provenance)
+    save_stacker(stack, from_run(choice.run, members.names))
     submission = None
     if choice.run.test is not None:
         test = pd.DataFrame(choice.run.test, columns=list(VOTE_COLUMNS))
@@ -164,7 +174,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--selection-bags", type=int, default=1)
     parser.add_argument("--tune-rows", type=int, default=LgbmConfig.tune_rows,
                         help="row cap for lgbm tuning trials")
-    parser.add_argument("--threads", type=int, default=LgbmConfig.threads, help="LightGBM threads")
+    parser.add_argument("--threads", type=int, default=LgbmConfig.threads,
+                        help="LightGBM and BLAS threads (default 1: small fits, often a busy machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-submission", action="store_true", help="do not write WORK/submission.csv")
 

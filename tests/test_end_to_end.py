@@ -15,28 +15,20 @@ import pytest
 import torch
 
 from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
-from oof.__main__ import main as oof_main
 
 pytestmark = pytest.mark.slow
-FAST = ["n_folds=3", "epochs=2", "stage2_epochs=1", "batch_size=16"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    from features.__main__ import main as features_main
-
-    out = tmp_path_factory.mktemp("e2e") / "data"
-    assert features_main(["synth", str(out), "--n-eegs", "48", "--seed", "3", "--n-test", "4"]) == 0
-    return out
+@pytest.fixture
+def data(tiny_data) -> Path:
+    return tiny_data
 
 
-@pytest.fixture(scope="module")
-def work(data, tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("e2e") / "work"
-    for model, extra in (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64"])):
-        assert oof_main(["run", "--model", model, "--data", str(data), "--work", str(work), *FAST, *extra]) == 0
-    return work
+@pytest.fixture
+def work(tiny_work) -> Path:
+    """`make oof` of wave1d_cpu and mit_b0_kspec_cpu, then `make stack` (tests/conftest.py)."""
+    return tiny_work
 
 
 def test_oof_files_meet_the_contract(work, data):
@@ -58,10 +50,8 @@ def test_oof_files_meet_the_contract(work, data):
 
 
 def test_stack_writes_a_valid_submission(work, data):
-    from stacking.__main__ import main as stacking_main
     from stacking.submission import validate_submission
 
-    assert stacking_main(["--data", str(data), "--work", str(work), "--trials", "5"]) == 0
     submission = pd.read_csv(work / "submission.csv")
     validate_submission(submission, data)
     assert len(submission) == 4
@@ -70,17 +60,20 @@ def test_stack_writes_a_valid_submission(work, data):
 def test_killed_run_resumes_from_its_checkpoint(data, tmp_path):
     work = tmp_path / "work"
     args = ["--model", "wave1d_cpu", "--data", str(data), "--work", str(work), "--folds", "0",
-            "n_folds=3", "epochs=8", "stage2_epochs=0", "batch_size=8"]
+            "n_folds=3", "epochs=12", "stage2_epochs=0", "batch_size=8"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first_log = (tmp_path / "first_run.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "oof", "run", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=first_log, stderr=first_log)
     run_dir = work / "models" / "wave1d_cpu" / "fold0"
     deadline = time.time() + 300
     while not (run_dir / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (run_dir / "last.pt").exists() and not (run_dir / "done.json").exists()
+    first_log.close()
+    log_tail = (tmp_path / "first_run.log").read_text()[-2000:]
+    assert (run_dir / "last.pt").exists() and not (run_dir / "done.json").exists(), log_tail
     killed_at = torch.load(run_dir / "last.pt", weights_only=True)["epoch"]
     result = subprocess.run([sys.executable, "-m", "oof", "run", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)

@@ -11,6 +11,7 @@ import pytest
 from features.artifacts import read_provenance
 from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
 from stacking.__main__ import main
+from stacking.saved_stacker import load_stacker
 from stacking.submission import validate_submission
 from stacking.synthetic import write_synthetic_work
 
@@ -58,6 +59,10 @@ def test_stack_writes_outputs_and_names_the_final_method(folders, capsys):
     assert read_provenance(work / "stack" / "oof.parquet")["method"] == final["method"]
     assert len(pd.read_parquet(work / "stack" / "test.parquet")) == N_TEST
     validate_submission(work / "submission.csv", data)
+    test_probs = {name: pd.read_parquet(work / "test" / f"{name}.parquet").sort_values("eeg_id")[
+        list(VOTE_COLUMNS)].to_numpy() for name in report["members"]}
+    stacked = pd.read_parquet(work / "stack" / "test.parquet")[list(VOTE_COLUMNS)].to_numpy()
+    np.testing.assert_allclose(load_stacker(work / "stack").apply(test_probs), stacked, rtol=0, atol=1e-9)
 
 
 def test_second_run_resumes_the_lgbm_study(folders, capsys):

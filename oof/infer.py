@@ -1,0 +1,178 @@
+"""Test-time inference from the fold checkpoints alone: no train.csv, no view cache.
+
+Every member is rebuilt from the recipe stored in WORK/oof/NAME.json and its fold checkpoints
+WORK/models/NAME/fold*/best.pt. Test recordings are read in chunks, each file once; each view is
+computed once and shared by every member that uses it. Views are rounded to float16,
+as the cache stores them, so the models see exactly the inputs they saw during `make oof` and the
+predictions equal the test predictions written there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, is_dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from features.errors import UserFacingError
+from features.kaggle_data import KaggleFolder
+from features.schema import TARGET_COLUMNS
+from features.views import compute_view, get_view
+from models.recipe import Recipe
+from models.registry import build_model, input_transform, is_image_recipe
+from oof.datasets import ViewArrays, loader
+from oof.train_loop import predict
+
+log = logging.getLogger(__name__)
+
+CHUNK_RECORDINGS = 512  # recordings whose views are held at once: ~250 kB each per view in float16
+
+
+def recipe_from_dict(stored: dict) -> Recipe:
+    """The Recipe dataclass from its `to_dict()` form (JSON turns tuples into lists)."""
+    return _build(Recipe, stored)
+
+
+def _build(cls, values: dict):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in values:
+            continue
+        kind, value = hints[f.name], values[f.name]
+        if is_dataclass(kind):
+            value = _build(kind, value)
+        elif typing.get_origin(kind) is tuple:
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+@dataclass
+class Member:
+    """One stack member ready to predict: its recipe and one loaded model per fold."""
+
+    name: str
+    recipe: Recipe
+    models: list[torch.nn.Module]
+
+    @property
+    def is_image(self) -> bool:
+        return is_image_recipe(self.recipe)
+
+    def to_input(self):
+        return input_transform(self.recipe)
+
+
+def member_folds(work: Path, name: str) -> tuple[dict, list[int]]:
+    """(NAME.json, its folds) or a one-line error saying how to get them."""
+    path = Path(work) / "oof" / f"{name}.json"
+    if not path.is_file():
+        raise UserFacingError(f"{path} is missing: stack member {name} has no resolved config; run "
+                              f"`make oof MODEL={name}` in this WORK folder, or rebuild the bundle")
+    report = json.loads(path.read_text())
+    return report, sorted(int(k) for k in report["kl_per_fold"])
+
+
+def checkpoint_path(work: Path, name: str, fold: int) -> Path:
+    return Path(work) / "models" / name / f"fold{fold}" / "best.pt"
+
+
+def load_member(work: Path, name: str, device: torch.device) -> Member:
+    report, folds = member_folds(work, name)
+    recipe = recipe_from_dict(report["recipe"])
+    if recipe.fingerprint() != report.get("recipe_fingerprint", recipe.fingerprint()):
+        raise UserFacingError(f"{Path(work) / 'oof' / (name + '.json')}: its recipe does not rebuild to the "
+                              f"one it was trained with; rerun `make oof MODEL={name}` with this code version")
+    # The weights come from best.pt: a pretrained file named by the recipe is neither needed nor present here.
+    recipe = replace(recipe, model=replace(recipe.model, pretrained=""))
+    paths = [checkpoint_path(work, name, fold) for fold in folds]
+    for fold, path in zip(folds, paths, strict=True):  # all checked before the (slow) model builds
+        if not path.is_file():
+            raise UserFacingError(f"{path} is missing: member {name} needs one checkpoint per fold {folds}; "
+                                  f"run `make oof MODEL={name} FOLDS={fold}` or copy that folder into WORK/models")
+    in_chans = _input_channels(recipe)
+    models = []
+    for path in paths:
+        model = build_model(recipe, in_chans)
+        model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+        models.append(model.to(device).eval())
+    return Member(name, recipe, models)
+
+
+def _input_channels(recipe: Recipe) -> int:
+    """Channels the backbone sees: the views' channels, or 1 / C after image assembly."""
+    views = [get_view(v) for v in recipe.model.views]
+    sample = torch.zeros(1, sum(v.output_shape()[0] for v in views), *views[0].output_shape()[1:])
+    to_input = input_transform(recipe)
+    return (to_input(sample) if to_input else sample).shape[1]
+
+
+class MemoryViews(ViewArrays):
+    """ViewArrays over views computed in memory for test rows (same gather, swap and batches)."""
+
+    def __init__(self, names: Iterable[str], computed: dict[str, np.ndarray], eeg_ids: np.ndarray):
+        names = list(names)
+        self.arrays = [computed[n] for n in names]
+        self.swap_parts = [np.asarray(get_view(n).swap_index) for n in names]
+        self.index = pd.DataFrame({"eeg_id": eeg_ids})
+        self.row_of = pd.Series(np.arange(len(eeg_ids)), index=eeg_ids)
+
+
+def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """Each view of each test row (offset 0), float16 like the cache; each file is read once for all views."""
+    views = [get_view(n) for n in names]
+    rows: dict[str, list[np.ndarray]] = {v.name: [] for v in views}
+    for eeg_id, spec_id in zip(table["eeg_id"], table["spectrogram_id"], strict=True):
+        eeg = folder.eeg_windows("test", eeg_id, [0.0]) if any(v.source == "eeg" for v in views) else None
+        spec = folder.spectrogram_windows("test", spec_id, [0.0]) if any(v.source != "eeg" for v in views) else None
+        for view in views:
+            values = compute_view(view, eeg_windows=eeg, spec_windows=spec, offsets_s=[0.0])
+            rows[view.name].append(values.astype(np.float16))
+    return {name: np.concatenate(parts) for name, parts in rows.items()}
+
+
+def predict_member(member: Member, views: MemoryViews, table: pd.DataFrame, device: torch.device) -> np.ndarray:
+    """(N, 6): per fold softmax (with swap TTA when the recipe says so), normalised, then the fold mean."""
+    frame = table.assign(n_votes=0, **{c: 0.0 for c in TARGET_COLUMNS})
+    batches = loader(views, frame, "eeg_id", member.recipe.train.batch_size)
+    swap = views.swap_index if member.recipe.data.tta_swap else None
+    total = None
+    for model in member.models:  # summed in fold order, as the CV merge does
+        probs = normalise(predict(model, batches, device, to_input=member.to_input(), swap_index=swap))
+        total = probs if total is None else total + probs
+    return total / len(member.models)
+
+
+def normalise(probs: np.ndarray) -> np.ndarray:
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 0, None)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def predict_test(data: Path, work: Path, names: list[str], device: torch.device | str = "cpu",
+                 chunk: int = CHUNK_RECORDINGS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(test eeg_ids in test.csv order, {member: (T, 6) probabilities})."""
+    device = torch.device(device)
+    members = [load_member(work, name, device) for name in names]
+    folder = KaggleFolder(data)
+    table = folder.test_table().reset_index(drop=True)
+    view_names = list(dict.fromkeys(v for m in members for v in m.recipe.model.views))
+    log.info("%d members, %d fold models, views %s, %d test recordings", len(members),
+             sum(len(m.models) for m in members), ", ".join(view_names), len(table))
+    parts: dict[str, list[np.ndarray]] = {m.name: [] for m in members}
+    for start in range(0, len(table), chunk):
+        rows = table.iloc[start:start + chunk]
+        computed = compute_test_views(folder, rows, view_names)
+        ids = rows["eeg_id"].to_numpy(np.int64)
+        for member in members:
+            views = MemoryViews(member.recipe.model.views, computed, ids)
+            parts[member.name].append(predict_member(member, views, rows, device))
+        log.info("predicted %d / %d test recordings", start + len(rows), len(table))
+    probs = {name: normalise(np.concatenate(p)) for name, p in parts.items()}
+    return table["eeg_id"].to_numpy(np.int64), probs

@@ -1,0 +1,57 @@
+"""`python -m stacking submit`: the leaderboard submission from test files and saved models alone.
+
+Reads only test.csv, test_eegs/, test_spectrograms/ (and sample_submission.csv for the row order),
+the members' fold checkpoints and resolved recipes, and the saved stacker: no train.csv, no OOF
+set, no view cache. Works the same on a WORK folder and on the Kaggle bundle (`make bundle`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from features.schema import VOTE_COLUMNS
+from oof.infer import CHUNK_RECORDINGS, predict_test
+from stacking.saved_stacker import load_stacker
+from stacking.submission import write_submission
+
+log = logging.getLogger(__name__)
+
+
+def build_submission(data: Path | str, work: Path | str, out: Path | str, device: str = "auto",
+                     chunk: int = CHUNK_RECORDINGS) -> pd.DataFrame:
+    """Predict the test set with every stack member, apply the saved stacker, write and validate `out`."""
+    stacker = load_stacker(Path(work) / "stack")
+    ids, member_probs = predict_test(Path(data), Path(work), stacker.members, resolve_device(device), chunk)
+    frame = pd.DataFrame(stacker.apply(member_probs), columns=list(VOTE_COLUMNS))
+    frame.insert(0, "eeg_id", ids.astype(np.int64))
+    return write_submission(frame, data, out)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=Path("data"), help="Kaggle data folder (its test files)")
+    parser.add_argument("--work", type=Path, default=Path("artifacts"),
+                        help="work folder (or bundle) with models/, oof/NAME.json and stack/stacker.json")
+    parser.add_argument("--out", type=Path, help="submission path (default WORK/submission.csv)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--chunk", type=int, default=CHUNK_RECORDINGS, help="test recordings held in memory at once")
+
+
+def run(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    out = args.out or args.work / "submission.csv"
+    submission = build_submission(args.data, args.work, out, args.device, args.chunk)
+    seconds = time.perf_counter() - started
+    print(f"wrote {out}: {len(submission)} test recordings in {seconds:.1f} s")

@@ -1,0 +1,33 @@
+"""Shared fixtures. `tiny_data`/`tiny_work`: a session-wide tiny end-to-end run (synthetic data -> two
+CPU presets -> stack) for the submission, bundle and report tests: the files `make oof` + `make stack` write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FAST = ["n_folds=3", "epochs=2", "stage2_epochs=1", "batch_size=16"]
+MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64"]))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    from features.__main__ import main as features_main
+
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    assert features_main(["synth", str(out), "--n-eegs", "48", "--seed", "3", "--n-test", "4"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_work(tiny_data, tmp_path_factory) -> Path:
+    """WORK after `make oof` of both members and `make stack`: checkpoints, OOF/test sets, saved stacker."""
+    from oof.__main__ import main as oof_main
+    from stacking.__main__ import main as stacking_main
+
+    work = tmp_path_factory.mktemp("tiny") / "work"
+    for model, extra in MEMBERS:
+        assert oof_main(["run", "--model", model, "--data", str(tiny_data), "--work", str(work), *FAST, *extra]) == 0
+    assert stacking_main(["--data", str(tiny_data), "--work", str(work), "--trials", "5"]) == 0
+    return work

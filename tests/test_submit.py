@@ -1,0 +1,95 @@
+"""`python -m stacking submit`: test-time inference from checkpoints + the saved stacker reproduces
+the test predictions of `make oof` + `make stack`, and missing pieces end in one clear line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import UserFacingError
+from features.schema import VOTE_COLUMNS
+from stacking.__main__ import main as stacking_main
+
+pytestmark = pytest.mark.slow
+NAMES = ["wave1d_cpu", "mit_b0_kspec_cpu"]  # the members of the conftest tiny_work run
+
+
+@pytest.fixture(scope="module")
+def member_test_probs(tiny_data, tiny_work):
+    from oof.infer import predict_test
+
+    return predict_test(tiny_data, tiny_work, NAMES)
+
+
+def _test_frame(path: Path, ids: np.ndarray) -> np.ndarray:
+    return pd.read_parquet(path).set_index("eeg_id").loc[ids, list(VOTE_COLUMNS)].to_numpy(np.float64)
+
+
+def test_member_inference_equals_the_oof_runs_test_predictions(member_test_probs, tiny_work):
+    ids, probs = member_test_probs
+    for name in NAMES:
+        np.testing.assert_allclose(probs[name], _test_frame(tiny_work / "test" / f"{name}.parquet", ids),
+                                   rtol=0, atol=1e-9)
+
+
+def test_submit_writes_the_submission_of_make_stack(tiny_data, tiny_work, tmp_path):
+    from stacking.submission import validate_submission
+
+    out = tmp_path / "submission.csv"
+    assert stacking_main(["submit", "--data", str(tiny_data), "--work", str(tiny_work), "--out", str(out)]) == 0
+    validate_submission(out, tiny_data)
+    ours, stacked = pd.read_csv(out), pd.read_csv(tiny_work / "submission.csv")
+    assert ours["eeg_id"].tolist() == stacked["eeg_id"].tolist()
+    np.testing.assert_allclose(ours[list(VOTE_COLUMNS)], stacked[list(VOTE_COLUMNS)], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["blend", "selection", "lgbm"])
+def test_saved_stacker_reproduces_its_test_predictions(method, member_test_probs, tiny_data, tiny_work,
+                                                       tmp_path):
+    from stacking.saved_stacker import load_stacker
+
+    work = tmp_path / "work"
+    for part in ("oof", "test"):
+        shutil.copytree(tiny_work / part, work / part, ignore=shutil.ignore_patterns("shards"))
+    shutil.copy2(tiny_work / "folds.parquet", work / "folds.parquet")
+    args = ["--data", str(tiny_data), "--work", str(work), "--methods", method, "--trials", "3", "--no-submission"]
+    assert stacking_main(args) == 0
+    ids, probs = member_test_probs
+    stacker = load_stacker(work / "stack")
+    assert stacker.method == method
+    np.testing.assert_allclose(stacker.apply(probs), _test_frame(work / "stack" / "test.parquet", ids),
+                               rtol=0, atol=1e-9)
+
+
+def _broken_copy(tiny_work: Path, tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    for part in ("oof", "models", "stack"):
+        shutil.copytree(tiny_work / part, work / part)
+    return work
+
+
+@pytest.mark.parametrize("remove, named, fix", [
+    ("models/mit_b0_kspec_cpu/fold1/best.pt", "fold1/best.pt", "make oof MODEL=mit_b0_kspec_cpu FOLDS=1"),
+    ("oof/wave1d_cpu.json", "oof/wave1d_cpu.json", "make oof MODEL=wave1d_cpu"),
+    ("stack/stacker.json", "stack/stacker.json", "make stack"),
+])
+def test_missing_piece_is_one_line_naming_file_and_fix(remove, named, fix, tiny_data, tiny_work, tmp_path,
+                                                       capsys):
+    work = _broken_copy(tiny_work, tmp_path)
+    (work / remove).unlink()
+    assert stacking_main(["submit", "--data", str(tiny_data), "--work", str(work)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and fix in err, err
+    assert not (work / "submission.csv").exists()
+
+
+def test_missing_member_predictions_are_refused(member_test_probs, tiny_work):
+    from stacking.saved_stacker import load_stacker
+
+    _, probs = member_test_probs
+    with pytest.raises(UserFacingError, match="wave1d_cpu"):
+        load_stacker(tiny_work / "stack").apply({k: v for k, v in probs.items() if k != "wave1d_cpu"})
