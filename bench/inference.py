@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from features.kaggle_data import KaggleFolder
-from oof.infer import MemoryViews, compute_test_views, load_member, normalise, predict_member
+from oof.infer import MemoryViews, compute_test_views, load_member, predict_member
+from oof.metric import normalise_rows
 from stacking.saved_stacker import load_stacker
 from stacking.submit import resolve_device
 
@@ -73,7 +74,8 @@ def time_inference(data: Path, work: Path, device: torch.device) -> dict:
     probs, timings["per_member_s"] = {}, {}
     for m in members:
         started = time.perf_counter()
-        probs[m.name] = normalise(predict_member(m, MemoryViews(m.recipe.model.views, computed, ids), table, device))
+        views = MemoryViews(m.recipe.model.views, computed, ids)
+        probs[m.name] = normalise_rows(predict_member(m, views, table, device))
         if device.type == "cuda":
             torch.cuda.synchronize()
         timings["per_member_s"][m.name] = time.perf_counter() - started

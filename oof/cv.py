@@ -26,7 +26,7 @@ from models.registry import build_model, get_recipe, input_transform, is_image_r
 from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
 from oof.folds import create_or_load_folds
-from oof.metric import class_prior_predictions, score
+from oof.metric import class_prior_predictions, normalise_rows, score
 from oof.train_loop import fit_fold, predict
 
 log = logging.getLogger(__name__)
@@ -144,11 +144,11 @@ class CVJob:
 
     def _write_shards(self, fold, valid, valid_probs, test_probs, result, seconds) -> None:
         oof = valid[["eeg_id", "label_id", "fold"]].copy()
-        oof[list(VOTE_COLUMNS)] = _normalise(valid_probs)
+        oof[list(VOTE_COLUMNS)] = normalise_rows(valid_probs)
         oof[list(TARGET_COLUMNS)] = valid[list(TARGET_COLUMNS)].to_numpy()
         oof["n_votes"] = valid["n_votes"].to_numpy()
         test = self.test[["eeg_id"]].copy()
-        test[list(VOTE_COLUMNS)] = _normalise(test_probs)
+        test[list(VOTE_COLUMNS)] = normalise_rows(test_probs)
         fit = {"best_epoch": result.best_epoch, "seconds": seconds, "history": result.history}
         meta = {**self._provenance(), "fold": fold, "fit": fit}
         write_parquet(self.shard("test", fold), test, meta)
@@ -168,7 +168,7 @@ class CVJob:
         tests = [pd.read_parquet(self.shard("test", k)).set_index("eeg_id") for k in self.fold_ids]
         test = sum(t[list(VOTE_COLUMNS)] for t in tests) / len(tests)
         test = test.reset_index()
-        test[list(VOTE_COLUMNS)] = _normalise(test[list(VOTE_COLUMNS)].to_numpy())
+        test[list(VOTE_COLUMNS)] = normalise_rows(test[list(VOTE_COLUMNS)].to_numpy())
         targets, preds = oof[list(TARGET_COLUMNS)].to_numpy(), oof[list(VOTE_COLUMNS)].to_numpy()
         per_fold = {int(k): score(targets[oof["fold"] == k], preds[oof["fold"] == k], oof["n_votes"][oof["fold"] == k])
                     for k in self.fold_ids}
@@ -182,11 +182,6 @@ class CVJob:
         write_parquet(self.work / "oof" / f"{self.name}.parquet", oof, self._provenance())
         write_json(self.work / "oof" / f"{self.name}.json", report)
         return format_report(self.name, per_fold, overall, prior)
-
-
-def _normalise(probs: np.ndarray) -> np.ndarray:
-    probs = np.clip(np.asarray(probs, dtype=np.float64), 0, None)
-    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def format_report(name: str, per_fold: dict, overall: dict, prior: dict) -> str:

@@ -27,6 +27,7 @@ from features.views import compute_view, get_view
 from models.recipe import Recipe
 from models.registry import build_model, input_transform, is_image_recipe
 from oof.datasets import ViewArrays, loader
+from oof.metric import normalise_rows
 from oof.train_loop import predict
 
 log = logging.getLogger(__name__)
@@ -145,14 +146,9 @@ def predict_member(member: Member, views: MemoryViews, table: pd.DataFrame, devi
     swap = views.swap_index if member.recipe.data.tta_swap else None
     total = None
     for model in member.models:  # summed in fold order, as the CV merge does
-        probs = normalise(predict(model, batches, device, to_input=member.to_input(), swap_index=swap))
+        probs = normalise_rows(predict(model, batches, device, to_input=member.to_input(), swap_index=swap))
         total = probs if total is None else total + probs
     return total / len(member.models)
-
-
-def normalise(probs: np.ndarray) -> np.ndarray:
-    probs = np.clip(np.asarray(probs, dtype=np.float64), 0, None)
-    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def predict_test(data: Path, work: Path, names: list[str], device: torch.device | str = "cpu",
@@ -174,5 +170,5 @@ def predict_test(data: Path, work: Path, names: list[str], device: torch.device 
             views = MemoryViews(member.recipe.model.views, computed, ids)
             parts[member.name].append(predict_member(member, views, rows, device))
         log.info("predicted %d / %d test recordings", start + len(rows), len(table))
-    probs = {name: normalise(np.concatenate(p)) for name, p in parts.items()}
+    probs = {name: normalise_rows(np.concatenate(p)) for name, p in parts.items()}
     return table["eeg_id"].to_numpy(np.int64), probs

@@ -49,3 +49,9 @@ def class_prior_predictions(targets: np.ndarray, n_rows: int) -> np.ndarray:
     """The constant predictor: the mean target distribution, repeated."""
     prior = np.asarray(targets, dtype=np.float64).mean(axis=0)
     return np.tile(prior / prior.sum(), (n_rows, 1))
+
+
+def normalise_rows(probs: np.ndarray) -> np.ndarray:
+    """Clip negatives and rescale each row to sum to 1, as every written prediction must (no renormalising metric)."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 0, None)
+    return probs / probs.sum(axis=1, keepdims=True)
