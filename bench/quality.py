@@ -1,6 +1,6 @@
 """Quality benchmark: OOF KL of a list of recipes and of their mean blend, next to the KL floor and prior.
 
-    python bench/quality.py --data data_synth --work artifacts/bench_quality \
+    python -m bench.quality --data data_synth --work artifacts/bench_quality \
         --models wave1d_cpu,mit_b0_spec_cpu,mit_b0_kspec_cpu [--args "epochs=4"]
 
 Trains each recipe over the shared folds (resuming whatever is already there), then prints a table:

@@ -8,6 +8,7 @@ permutation that mirrors left and right (augmentation and TTA).
 |-----------------|-------------|--------------------|--------------------------------------------|
 | eeg_spec        | eeg         | (8, 64, 124)       | LL RL LP RP @ 50 s, then @ centre 10 s      |
 | eeg_spec_stft   | eeg         | (8, 64, 124)       | same, linear-frequency STFT rows            |
+| eeg_spec_pairmax| eeg         | (8, 64, 124)       | same, dB re each pair's maximum (notebooks) |
 | eeg_spec_tiny   | eeg         | (8, 32, 50)        | same, small                                 |
 | kaggle_spec     | spectrogram | (4, 100, 300)      | LL RL LP RP, frequency x time               |
 | kaggle_spec_tiny| spectrogram | (4, 25, 75)        | same, 4x4 average-pooled                    |
@@ -119,6 +120,8 @@ VIEWS: dict[str, View] = {v.name: v for v in (
                                   SpectrogramConfig(seconds=10.0, kind="stft"))),
     EegSpecView("eeg_spec_tiny", (SpectrogramConfig(seconds=50.0, **_TINY_SPEC),
                                   SpectrogramConfig(seconds=10.0, **_TINY_SPEC))),
+    EegSpecView("eeg_spec_pairmax", (SpectrogramConfig(seconds=50.0, reference="pair"),
+                                     SpectrogramConfig(seconds=10.0, reference="pair"))),
     KaggleSpecView("kaggle_spec"),
     KaggleSpecView("kaggle_spec_tiny", KaggleSpecConfig(pool=4)),
     WaveView("wave"),

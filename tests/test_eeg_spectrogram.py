@@ -48,8 +48,12 @@ def scipy_power(x: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
 def reference_images(x: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     """(4, height, width) chain images computed pair by pair with scipy and numpy."""
     mel = mel_filterbank(EEG_RATE_HZ, cfg.n_fft, cfg.height, cfg.fmin_hz, cfg.fmax_hz)
+    if cfg.reference == "fixed":  # mean one-sided PSD of each mel band's bins, as scipy.signal.welch would scale it
+        window = sps.get_window("hann", cfg.win_length)
+        mel = mel / mel.sum(axis=1, keepdims=True) * 2 / (EEG_RATE_HZ * (window**2).sum())
     db = np.stack([10 * np.log10(np.maximum(mel @ scipy_power(pair, cfg).T, 1e-10)) for pair in x])
-    db = np.maximum(db - db.max(), -cfg.top_db)
+    reference = cfg.fixed_ref_db if cfg.reference == "fixed" else db.max()
+    db = np.maximum(db - reference, -cfg.top_db)
     return (db.reshape(4, 4, *db.shape[1:]).mean(axis=1) + cfg.db_offset) / cfg.db_scale
 
 
@@ -76,7 +80,8 @@ def test_dft_basis_power_matches_scipy_stft(detrend):
     np.testing.assert_allclose(power, expected, rtol=1e-3, atol=1e-3 * expected.max())
 
 
-@pytest.mark.parametrize("cfg", [FULL, ZOOM, replace(FULL, detrend="none", n_fft=1024)], ids=["50s", "10s", "1024"])
+@pytest.mark.parametrize("cfg", [FULL, ZOOM, replace(FULL, detrend="none", n_fft=1024), replace(FULL, reference="window")],
+                         ids=["50s", "10s", "1024", "window"])
 def test_chain_images_match_a_scipy_reference(cfg):
     x = bipolar(2)
     images = chain_images(torch.from_numpy(x), cfg).numpy()
@@ -91,6 +96,23 @@ def test_per_pair_reference_and_stft_rows():
     assert torch.allclose(pair.amax(dim=(-2, -1)), torch.ones(1, 4) * (FULL.db_offset / FULL.db_scale), atol=0.2)
     stft = chain_images(x, replace(FULL, kind="stft"))
     assert stft.shape == pair.shape and torch.isfinite(stft).all()
+
+
+def test_fixed_reference_keeps_absolute_level_on_one_scale_for_every_config():
+    x = bipolar(1)
+    quiet, loud = (chain_images(torch.from_numpy(x * k), FULL) for k in (1.0, 10.0))
+    # 10x the amplitude is +20 dB everywhere (above the floor); a relative reference would show no change.
+    assert torch.allclose((loud - quiet) * FULL.db_scale, torch.full_like(quiet, 20.0), atol=1e-3)
+    window = [chain_images(torch.from_numpy(x * k), replace(FULL, reference="window")) for k in (1.0, 10.0)]
+    assert torch.allclose(window[0], window[1], atol=1e-4)
+    # White noise of variance s^2 has a flat one-sided PSD of 2 s^2 / fs, whatever the window, n_fft or
+    # row kind. The four pairs of a chain are equal so that the chain's mean of dB is their dB, and the
+    # power (not the dB, whose mean is biased low) is averaged over frames and rows.
+    noise = np.random.default_rng(1).normal(0, 20, (1, 4, EEG_WINDOW_SAMPLES)).repeat(4, axis=1).astype(np.float32)
+    expected_db = 10 * np.log10(2 * 20.0**2 / EEG_RATE_HZ)
+    for cfg in (FULL, replace(FULL, kind="stft"), replace(FULL, n_fft=256, win_length=64, width=50, height=32)):
+        db = chain_images(torch.from_numpy(noise), cfg)[..., 2:-2, :] * cfg.db_scale - cfg.db_offset + cfg.fixed_ref_db
+        assert abs(10 * torch.log10((10 ** (db / 10)).mean()).item() - expected_db) < 0.5, cfg
 
 
 def test_mel_filterbank_is_slaney_normalised_triangles():
