@@ -26,8 +26,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from features import quality_notes
 from features.artifacts import code_version, write_json, write_parquet
-from features.kaggle_data import KaggleFolder
+from features.kaggle_data import KaggleFolder, QualityNote
 from features.views import VIEWS, View, compute_view, get_view
 
 log = logging.getLogger(__name__)
@@ -90,25 +91,35 @@ def prepare_view(view: str | View, data: Path | str, work: Path | str, jobs: int
     temp = final.parent / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}"
     log.info("building %s from %s with %d process(es)", final, data, jobs)
     try:
-        _build(view, Path(data), temp, key, jobs, progress)
+        notes = _build(view, Path(data), temp, key, jobs, progress)
         _publish(temp, final, key)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+    for split, split_notes in notes.items():
+        quality_notes.report(split_notes, f"{view.name} {split}", final / _quality_csv(split))
     return final
 
 
-def _build(view: View, data: Path, out: Path, key: str, jobs: int, progress: bool) -> None:
+def _quality_csv(split: str) -> str:
+    return f"{split}_quality.csv"
+
+
+def _build(view: View, data: Path, out: Path, key: str, jobs: int, progress: bool) -> dict[str, list[QualityNote]]:
+    """Build the cache in `out`; the data quality notes of each split (also written as CSVs there)."""
     started = time.time()
     out.mkdir(parents=True)
-    shapes = {}
+    shapes, notes = {}, {}
     for split in SPLITS:
-        index = compute_split(view, data, split, out / f"{split}.npy", jobs, progress)
+        index, notes[split] = compute_split(view, data, split, out / f"{split}.npy", jobs, progress)
         write_parquet(out / f"{split}_index.parquet", index, {"view": view.name, "key": key})
+        if notes[split]:
+            quality_notes.write_csv(notes[split], out / _quality_csv(split))
         shapes[split] = {"shape": [len(index), *view.output_shape()]}
     manifest = {"view": view.name, "key": key, "format": CACHE_FORMAT, "config": view.to_dict(),
                 "data": str(data.resolve()), "dtype": "float16", **shapes,
                 "code_version": code_version(), "seconds": round(time.time() - started, 1)}
     write_json(out / MANIFEST, manifest)  # last: its presence marks the build finished
+    return notes
 
 
 def _publish(temp: Path, final: Path, key: str) -> None:
@@ -141,23 +152,27 @@ def _alive(pid: int) -> bool:
 
 
 # ---- computing one split ------------------------------------------------------------------
-def compute_split(view: View, data: Path, split: str, out: Path, jobs: int = 1, progress: bool = True) -> pd.DataFrame:
-    """Write the view of every row of `split` into a new float16 .npy at `out`; return the row index."""
+def compute_split(view: View, data: Path, split: str, out: Path, jobs: int = 1,
+                  progress: bool = True) -> tuple[pd.DataFrame, list[QualityNote]]:
+    """Write the view of every row of `split` into a new float16 .npy at `out`; return the row index
+    and the NaN gaps and flat channels met on the way."""
     index = split_index(KaggleFolder(data), split)
     np.lib.format.open_memmap(out, mode="w+", dtype=np.float16, shape=(len(index), *view.output_shape())).flush()
     tasks = _tasks(view, index)
+    notes = []
     bar = tqdm(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress, mininterval=1.0)
     with bar, _one_torch_thread():
         if jobs <= 1 or len(index) < PARALLEL_MIN_ROWS:
-            for task in tasks:
-                bar.update(_run_task(view, data, split, out, task))
+            results = (_run_task(view, data, split, out, task) for task in tasks)
         else:
             run = Parallel(n_jobs=jobs, return_as="generator_unordered")
-            for done in run(delayed(_run_task)(view, data, split, out, task) for task in tasks):
-                bar.update(done)
+            results = run(delayed(_run_task)(view, data, split, out, task) for task in tasks)
+        for done, task_notes in results:
+            bar.update(done)
+            notes.extend(task_notes)
     with open(out, "rb+") as written:  # workers leave their rows in the page cache; sync once, before the manifest
         os.fsync(written.fileno())
-    return index
+    return index, notes
 
 
 def split_index(folder: KaggleFolder, split: str) -> pd.DataFrame:
@@ -193,7 +208,7 @@ def _tasks(view: View, index: pd.DataFrame) -> list[Task]:
     return tasks + ([current] if current else [])
 
 
-def _run_task(view: View, data: Path, split: str, out: Path, task: Task) -> int:
+def _run_task(view: View, data: Path, split: str, out: Path, task: Task) -> tuple[int, list[QualityNote]]:
     import torch
 
     if torch.get_num_threads() != 1:  # a worker process (the parent is at one already, see below)
@@ -207,7 +222,7 @@ def _run_task(view: View, data: Path, split: str, out: Path, task: Task) -> int:
         else:
             values = compute_view(view, spec_windows=folder.spectrogram_windows(split, recording, offsets))
         array[rows] = values.astype(np.float16)
-    return sum(len(rows) for *_, rows in task)
+    return sum(len(rows) for *_, rows in task), folder.pop_quality_notes()
 
 
 @contextlib.contextmanager

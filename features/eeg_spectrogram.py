@@ -24,7 +24,6 @@ import torch
 from features.montage import PAIRS_PER_CHAIN
 from features.schema import CHAINS, EEG_RATE_HZ
 
-
 # Scalp EEG between 0.5 and 20 Hz sits around -10..+25 dB re 1 µV²/Hz (median ~4 dB on the synthetic
 # set, which is built in µV to match real recordings), so with the default offset and scale the
 # "fixed" image is dB / 40: about -0.2..0.6, floor -1 at -40 dB.

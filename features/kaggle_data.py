@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,12 @@ TRAIN_REQUIRED = (
 SCALP_CHANNELS = len(EEG_COLUMNS) - 1  # the last column is EKG
 
 
+class QualityNote(NamedTuple):
+    file: str
+    kind: str  # "nan-gap", "nan-channel" or "flat"
+    message: str
+
+
 class KaggleFolder:
     """The unzipped competition folder (DESIGN.md "Data"); every problem raises a one-line DataError."""
 
@@ -46,7 +53,10 @@ class KaggleFolder:
                 f"data folder {self.root} does not exist: unzip the Kaggle competition data there, "
                 f"pass DATA=<folder>, or run `make synth` for synthetic data"
             )
-        self._warned: set[tuple[str, str]] = set()
+        # Recoverable problems (NaN gaps, flat channels), one per (file, kind): a job reports them
+        # as one summary line and a CSV (features.quality_notes), not one log line per file.
+        self.quality_notes: list[QualityNote] = []
+        self._noted: set[tuple[str, str]] = set()
 
     # ---- label tables -------------------------------------------------------------------
     def train_table(self) -> pd.DataFrame:
@@ -177,9 +187,15 @@ class KaggleFolder:
             self._warn_once(path, "flat", f"flat channels {', '.join(flat_names)}")
 
     def _warn_once(self, path: Path, kind: str, message: str) -> None:
-        if (str(path), kind) not in self._warned:
-            self._warned.add((str(path), kind))
-            log.warning("%s: %s", path, message)
+        if (str(path), kind) not in self._noted:
+            self._noted.add((str(path), kind))
+            self.quality_notes.append(QualityNote(str(path), kind, message))
+            log.debug("%s: %s", path, message)
+
+    def pop_quality_notes(self) -> list[QualityNote]:
+        """The notes gathered since the last call (for a worker to hand back to its parent)."""
+        notes, self.quality_notes = self.quality_notes, []
+        return notes
 
 
 def _split(split: str) -> str:

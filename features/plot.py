@@ -8,6 +8,7 @@ and votes.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from features.kaggle_data import KaggleFolder
 from features.montage import CHAIN_PAIRS, bipolar_names
 from features.schema import CHAINS, EEG_RATE_HZ, EEG_WINDOW_S, SPEC_FREQUENCIES_HZ, SPEC_WINDOW_S, VOTE_COLUMNS
 from features.views import compute_view, get_view
+
+log = logging.getLogger(__name__)
 
 TRACE_SIGNAL = SignalConfig(bandpass_hz=(0.5, 20.0))
 LEFT_PAIRS = {f"{a}-{b}" for chain in ("LL", "LP") for a, b in CHAIN_PAIRS[chain]}
@@ -65,6 +68,8 @@ def plot_window(folder: KaggleFolder, split: str, row: pd.Series, out: Path) -> 
 
     eeg = folder.eeg_windows(split, int(row["eeg_id"]), [row["eeg_label_offset_seconds"]])
     spec = folder.spectrogram_windows(split, int(row["spectrogram_id"]), [row["spectrogram_label_offset_seconds"]])
+    for note in folder.pop_quality_notes():  # one recording: its notes as they are
+        log.warning("%s: %s", note.file, note.message)
     fig = plt.figure(figsize=(18, 9), layout="constrained")
     grid = fig.add_gridspec(len(CHAINS), 3, width_ratios=(2.2, 1, 1))
     _traces(fig.add_subplot(grid[:, 0]), eeg)

@@ -25,7 +25,7 @@ from models.recipe import Recipe
 from models.registry import build_model, get_recipe, input_transform, is_image_recipe
 from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
-from oof.folds import create_or_load_folds
+from oof.folds import create_or_load_folds, folds_path
 from oof.metric import class_prior_predictions, normalise_rows, score
 from oof.train_loop import fit_fold, predict
 
@@ -61,6 +61,12 @@ class CVJob:
         self.name = recipe.name
         folds = create_or_load_folds(data, work, n_folds=recipe.data.n_folds)
         self.fold_ids = sorted(folds["fold"].unique().tolist())
+        if len(self.fold_ids) != recipe.data.n_folds:
+            # The shared folds file wins (every model must use the same split); record what was used.
+            log.warning("%s has %d folds, not the recipe's n_folds=%d; using the file's (delete it and "
+                        "`make folds` to re-split)", folds_path(work), len(self.fold_ids), recipe.data.n_folds)
+            recipe = replace(recipe, data=replace(recipe.data, n_folds=len(self.fold_ids)))
+            self.recipe = recipe
         folder = KaggleFolder(data)
         train = folder.train_table()
         fold_of_eeg = folds.drop_duplicates("eeg_id").set_index("eeg_id")["fold"]

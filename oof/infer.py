@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from features import quality_notes
 from features.errors import UserFacingError
 from features.kaggle_data import KaggleFolder
 from features.schema import TARGET_COLUMNS
@@ -170,5 +171,6 @@ def predict_test(data: Path, work: Path, names: list[str], device: torch.device 
             views = MemoryViews(member.recipe.model.views, computed, ids)
             parts[member.name].append(predict_member(member, views, rows, device))
         log.info("predicted %d / %d test recordings", start + len(rows), len(table))
+    quality_notes.report(folder.pop_quality_notes(), "test eegs")
     probs = {name: normalise_rows(np.concatenate(p)) for name, p in parts.items()}
     return table["eeg_id"].to_numpy(np.int64), probs

@@ -80,8 +80,10 @@ def test_dft_basis_power_matches_scipy_stft(detrend):
     np.testing.assert_allclose(power, expected, rtol=1e-3, atol=1e-3 * expected.max())
 
 
-@pytest.mark.parametrize("cfg", [FULL, ZOOM, replace(FULL, detrend="none", n_fft=1024), replace(FULL, reference="window")],
-                         ids=["50s", "10s", "1024", "window"])
+CONFIGS = [FULL, ZOOM, replace(FULL, detrend="none", n_fft=1024), replace(FULL, reference="window")]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["50s", "10s", "1024", "window"])
 def test_chain_images_match_a_scipy_reference(cfg):
     x = bipolar(2)
     images = chain_images(torch.from_numpy(x), cfg).numpy()

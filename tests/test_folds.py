@@ -44,3 +44,15 @@ def test_folds_file_is_reused_and_refused_for_other_data(tmp_path):
     other = make_folder(tmp_path / "other", seed=5)
     with pytest.raises(DataError, match="made for another data folder"):
         create_or_load_folds(other, tmp_path / "work")
+
+
+def test_cv_job_uses_the_folds_file_and_records_its_fold_count(tmp_path, caplog):
+    from models.registry import get_recipe
+    from oof.cv import CVJob
+
+    data = make_folder(tmp_path / "data")
+    create_or_load_folds(data, tmp_path / "work", n_folds=3)
+    with caplog.at_level("WARNING"):
+        job = CVJob(get_recipe("wave1d_cpu"), data, tmp_path / "work", device="cpu")
+    assert job.fold_ids == [0, 1, 2] and job.recipe.data.n_folds == 3
+    assert "has 3 folds, not the recipe's n_folds=5" in caplog.text

@@ -115,14 +115,15 @@ def test_duplicate_ids(folder):
     assert "eeg_id is duplicated (900)" in one_line(err)
 
 
-def test_nan_only_window_is_an_error_and_nan_channel_a_warning(folder, caplog):
+def test_nan_only_window_is_an_error_and_nan_channel_a_note(folder):
     path = folder / "train_eegs" / "100.parquet"
     frame = pd.read_parquet(path)
     frame.loc[:, "C3"] = np.nan
     frame.to_parquet(path, index=False)
-    with caplog.at_level(logging.WARNING):
-        KaggleFolder(folder).eeg_windows("train", 100, [0])
-    assert "C3 are all NaN" in caplog.text
+    data = KaggleFolder(folder)
+    data.eeg_windows("train", 100, [0])
+    [note] = data.pop_quality_notes()
+    assert note.file == str(path) and note.kind == "nan-channel" and "C3 are all NaN" in note.message
     frame.loc[:, list(EEG_COLUMNS[:-1])] = np.nan
     frame.to_parquet(path, index=False)
     with pytest.raises(DataError) as err:
@@ -130,7 +131,7 @@ def test_nan_only_window_is_an_error_and_nan_channel_a_warning(folder, caplog):
     assert "every channel is NaN" in one_line(err)
 
 
-def test_nan_gaps_and_flat_channels_warn_once(folder, caplog):
+def test_nan_gaps_and_flat_channels_are_noted_once_per_file_and_not_logged_one_by_one(folder, caplog):
     path = folder / "train_eegs" / "102.parquet"
     frame = pd.read_parquet(path)
     frame.loc[100:300, :] = np.nan
@@ -140,8 +141,10 @@ def test_nan_gaps_and_flat_channels_warn_once(folder, caplog):
     with caplog.at_level(logging.WARNING):
         data.eeg_windows("train", 102, [0, 4])
         data.eeg_windows("train", 102, [0])
-    assert caplog.text.count("NaN gaps") == 1
-    assert "flat channels O2" in caplog.text
+    assert caplog.text == ""  # the job that read the files reports them, once (features.quality_notes)
+    notes = data.pop_quality_notes()
+    assert [n.kind for n in notes] == ["nan-gap", "flat"] and "flat channels O2" in notes[1].message
+    assert data.pop_quality_notes() == []
 
 
 def test_spectrogram_time_dtype_does_not_matter(folder):

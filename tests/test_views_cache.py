@@ -159,6 +159,25 @@ def test_data_errors_pass_through(tmp_path):
         prepare_view("wave_tiny", tmp_path / "missing", tmp_path / "work", progress=False)
 
 
+def test_prepare_reports_nan_gaps_and_flat_channels_in_one_line_and_a_csv(tmp_path, caplog):
+    data = make_folder(tmp_path / "data", n_eegs=3)
+    for eeg_id, column in ((100, "O2"), (101, "Fp1")):
+        path = data / "train_eegs" / f"{eeg_id}.parquet"
+        frame = pd.read_parquet(path)
+        frame.loc[:, column] = 0.0
+        frame.loc[50:90, "Cz"] = np.nan
+        frame.to_parquet(path, index=False)
+    with caplog.at_level("WARNING"):
+        path = prepare_view("wave_tiny", data, tmp_path / "work", progress=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"wave_tiny train: 2 files with NaN gaps (filled and masked), 2 files with flat channels; "
+        f"each file in {path / 'train_quality.csv'}"]
+    listed = pd.read_csv(path / "train_quality.csv")
+    assert sorted(listed["kind"]) == ["flat", "flat", "nan-gap", "nan-gap"]
+    assert set(listed["file"].map(lambda f: Path(f).name)) == {"100.parquet", "101.parquet"}
+    assert not (path / "test_quality.csv").exists()
+
+
 def test_parallel_prepare_matches_serial(data, tmp_path, monkeypatch):
     # Threads stand in for joblib's worker processes (whose start-up costs seconds); what processes
     # add is pickling the task arguments, checked here directly. The bench runs real processes.
