@@ -65,13 +65,15 @@ bench-stacking: setup
 	$(PY) -m bench.stacking $(ARGS)
 
 DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
-DEMO_ARGS   ?= epochs=4 stage2_epochs=1
+DEMO_EEGS   ?= 300
+DEMO_FOLDS  ?= 3
+DEMO_ARGS   ?=
 
 demo: setup
-	$(PY) -m features synth $(DEMO_DATA) --n-eegs 120 --seed $(SEED)
+	$(PY) -m features synth $(DEMO_DATA) --n-eegs $(DEMO_EEGS) --seed $(SEED)
 	$(PY) -m features summary --data $(DEMO_DATA)
-	$(PY) -m oof folds --data $(DEMO_DATA) --work $(DEMO_WORK) --n-folds 3
-	for m in $(DEMO_MODELS); do $(PY) -m oof run --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) $(DEMO_ARGS) || exit 1; done
+	$(PY) -m oof folds --data $(DEMO_DATA) --work $(DEMO_WORK) --n-folds $(DEMO_FOLDS)
+	for m in $(DEMO_MODELS); do $(PY) -m oof run --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) n_folds=$(DEMO_FOLDS) $(DEMO_ARGS) || exit 1; done
 	$(PY) -m stacking --data $(DEMO_DATA) --work $(DEMO_WORK) --trials 30
 
 clean:
