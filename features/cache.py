@@ -1,11 +1,12 @@
 """Cached views: `python -m features prepare --view NAME` and `load_cached_view` for the training code.
 
 Layout: WORK/cache/<view>-<key>/{train.npy, train_index.parquet, test.npy, test_index.parquet,
-manifest.json}; .npy files are float16, opened as memory maps. The key hashes the view config and
-the data folder (absolute path, size and mtime of train.csv and test.csv), so a changed config or
-data folder gets a new folder and a current one is reused without reading any recording. A cache
-is built in a temporary folder, its manifest written last, then renamed into place: a folder
-without a valid manifest is never trusted.
+manifest.json}; .npy files are float16, opened as memory maps. Views with `cache_tables` store
+`{split}_tables.npy` (spectrogram table rows) instead of `{split}.npy`: features.spec_tables.
+The key hashes the view config and the data folder (absolute path, size and mtime of train.csv
+and test.csv), so a changed config or data folder gets a new folder and a current one is reused
+without reading any recording. A cache is built in a temporary folder, its manifest written last,
+then renamed into place: a folder without a valid manifest is never trusted.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from features import quality_notes
+from features import quality_notes, spec_tables
 from features.artifacts import code_version, write_json, write_parquet
 from features.kaggle_data import KaggleFolder, QualityNote
 from features.views import VIEWS, View, compute_view, get_view
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the computation of a view changes without its config changing
+CACHE_FORMAT = 2  # bump when the computation of a view changes without its config changing
 SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
 ROWS_PER_TASK = 48  # whole recordings per task, about this many rows: small enough for a live progress bar
@@ -67,8 +68,10 @@ def is_current(path: Path, key: str) -> bool:
         if manifest.get("key") != key or manifest.get("format") != CACHE_FORMAT:
             return False
         for split in SPLITS:
-            array = np.load(path / f"{split}.npy", mmap_mode="r")
-            if list(array.shape) != manifest[split]["shape"] or not (path / f"{split}_index.parquet").is_file():
+            tables = "tables" in manifest[split]
+            array = np.load(spec_tables.tables_path(path, split) if tables else path / f"{split}.npy", mmap_mode="r")
+            expected = manifest[split]["tables" if tables else "shape"]
+            if list(array.shape) != expected or not (path / f"{split}_index.parquet").is_file():
                 return False
         return True
     except (OSError, ValueError, KeyError):
@@ -110,11 +113,16 @@ def _build(view: View, data: Path, out: Path, key: str, jobs: int, progress: boo
     out.mkdir(parents=True)
     shapes, notes = {}, {}
     for split in SPLITS:
-        index, notes[split] = compute_split(view, data, split, out / f"{split}.npy", jobs, progress)
+        if spec_tables.stores_tables(view):
+            index, notes[split] = compute_split_tables(view, data, split, out, jobs, progress)
+            tables = np.load(spec_tables.tables_path(out, split), mmap_mode="r").shape
+            shapes[split] = {"shape": [len(index), *view.output_shape()], "tables": list(tables)}
+        else:
+            index, notes[split] = compute_split(view, data, split, out / f"{split}.npy", jobs, progress)
+            shapes[split] = {"shape": [len(index), *view.output_shape()]}
         write_parquet(out / f"{split}_index.parquet", index, {"view": view.name, "key": key})
         if notes[split]:
             quality_notes.write_csv(notes[split], out / _quality_csv(split))
-        shapes[split] = {"shape": [len(index), *view.output_shape()]}
     manifest = {"view": view.name, "key": key, "format": CACHE_FORMAT, "config": view.to_dict(),
                 "data": str(data.resolve()), "dtype": "float16", **shapes,
                 "code_version": code_version(), "seconds": round(time.time() - started, 1)}
@@ -175,6 +183,36 @@ def compute_split(view: View, data: Path, split: str, out: Path, jobs: int = 1,
     return index, notes
 
 
+def compute_split_tables(view: View, data: Path, split: str, out: Path, jobs: int = 1,
+                         progress: bool = True) -> tuple[pd.DataFrame, list[QualityNote]]:
+    """Write `{split}_tables.npy` into `out` (features.spec_tables); the row index with `table_row`."""
+    index = split_index(KaggleFolder(data), split)
+    tasks = _tasks(view, index, max_rows_per_read=len(index) + 1)  # a file is read once, all its rows together
+    parts = [out / f".{split}-part{i}.npy" for i in range(len(tasks))]
+    table_row = np.full(len(index), -1, dtype=np.int64)
+    bar = tqdm(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress, mininterval=1.0)
+    with bar:
+        if jobs <= 1 or len(index) < PARALLEL_MIN_ROWS:
+            results = (_run_table_task(data, split, task, part) for task, part in zip(tasks, parts, strict=True))
+        else:
+            run = Parallel(n_jobs=jobs, return_as="generator")  # in order: parts are joined in task order
+            results = run(delayed(_run_table_task)(data, split, task, part)
+                          for task, part in zip(tasks, parts, strict=True))
+        placed = []
+        for rows, starts in results:
+            placed.append((rows, starts))
+            bar.update(sum(len(r) for r in rows))
+    firsts = spec_tables.join_parts(parts, spec_tables.tables_path(out, split))
+    for first, (rows, starts) in zip(firsts, placed, strict=True):
+        for r, st in zip(rows, starts, strict=True):
+            table_row[r] = first + st
+    return index.assign(table_row=table_row), []
+
+
+def _run_table_task(data: Path, split: str, task: Task, part: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return spec_tables.write_task_part(KaggleFolder(data), split, task, part)
+
+
 def split_index(folder: KaggleFolder, split: str) -> pd.DataFrame:
     """One row per cached row: train label rows in train.csv order, test eegs (offsets 0) in test.csv order."""
     if split == "train":
@@ -192,14 +230,14 @@ _SOURCE_COLUMNS = {"eeg": ("eeg_id", "eeg_label_offset_seconds"),
 Task = list[tuple[int, np.ndarray, np.ndarray]]  # (recording id, offsets in s, cache rows) per recording
 
 
-def _tasks(view: View, index: pd.DataFrame) -> list[Task]:
-    """Rows grouped by recording (one read for all of its rows, up to MAX_ROWS_PER_READ), packed into tasks."""
+def _tasks(view: View, index: pd.DataFrame, max_rows_per_read: int = MAX_ROWS_PER_READ) -> list[Task]:
+    """Rows grouped by recording (one read for all of its rows, up to `max_rows_per_read`), packed into tasks."""
     column, offset_column = _SOURCE_COLUMNS[view.source]
     offsets = index[offset_column]
     tasks, current, size = [], [], 0
     for recording, all_rows in index.groupby(column, sort=False).indices.items():
-        for start in range(0, len(all_rows), MAX_ROWS_PER_READ):
-            rows = all_rows[start:start + MAX_ROWS_PER_READ]
+        for start in range(0, len(all_rows), max_rows_per_read):
+            rows = all_rows[start:start + max_rows_per_read]
             current.append((int(recording), offsets.to_numpy()[rows], rows))
             size += len(rows)
             if size >= ROWS_PER_TASK:
@@ -244,15 +282,19 @@ def available_cores() -> int:
 
 
 def load_cached_view(view: str | View, data: Path | str, work: Path | str, split: str,
-                     jobs: int | None = None) -> tuple[np.memmap, pd.DataFrame]:
-    """(float16 memmap (n, *shape), index with label_id/eeg_id per row) of `split`.
+                     jobs: int | None = None) -> tuple[np.memmap | spec_tables.WindowTable, pd.DataFrame]:
+    """(float16 memmap (n, *shape) or a WindowTable, index with label_id/eeg_id per row) of `split`.
 
     Prepares the cache first if it is missing or stale, with `jobs` processes (default: all cores).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    view = get_view(view)
     path = prepare_view(view, data, work, jobs=jobs or available_cores())
-    return np.load(path / f"{split}.npy", mmap_mode="r"), pd.read_parquet(path / f"{split}_index.parquet")
+    index = pd.read_parquet(path / f"{split}_index.parquet")
+    if spec_tables.stores_tables(view):
+        return spec_tables.load(view, path, split, index), index
+    return np.load(path / f"{split}.npy", mmap_mode="r"), index
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -268,5 +310,6 @@ def run(args: argparse.Namespace) -> None:
         started = time.time()
         path = prepare_view(name, args.data, args.work, jobs=args.jobs)
         manifest = json.loads((path / MANIFEST).read_text())
-        print(f"{name}: train {tuple(manifest['train']['shape'])}, test {tuple(manifest['test']['shape'])} "
-              f"float16 in {path} ({time.time() - started:.1f} s)")
+        size_gb = sum(f.stat().st_size for f in path.iterdir()) / 1e9
+        print(f"{name}: train {tuple(manifest['train']['shape'])}, test {tuple(manifest['test']['shape'])}, "
+              f"{size_gb:.2f} GB in {path} ({time.time() - started:.1f} s)")

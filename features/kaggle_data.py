@@ -126,24 +126,27 @@ class KaggleFolder:
 
     def spectrogram_windows(self, split: str, spectrogram_id: int, offsets_s: Sequence[float]) -> np.ndarray:
         """(n, 300, 400) float32: rows with time in [offset, offset + 600 s), NaN kept."""
+        values, starts = self.spectrogram_window_starts(split, spectrogram_id, offsets_s)
+        return np.stack([values[s:s + SPEC_WINDOW_ROWS] for s in starts]).astype(np.float32, copy=False)
+
+    def spectrogram_window_starts(self, split: str, spectrogram_id: int,
+                                  offsets_s: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """(the file's values (T, 400), first row of each offset's 300-row window), every window checked."""
         path = self.spectrogram_path(split, spectrogram_id)
         times, values = self.read_spectrogram(split, spectrogram_id)
-        out = np.empty((len(offsets_s), SPEC_WINDOW_ROWS, values.shape[1]), dtype=np.float32)
-        for i, offset in enumerate(offsets_s):
-            start = int(np.searchsorted(times, offset, side="left"))
+        starts = np.searchsorted(times, np.asarray(offsets_s, dtype=np.float64), side="left")
+        for offset, start in zip(offsets_s, starts, strict=True):
             rows = values[start:start + SPEC_WINDOW_ROWS]
             if len(rows) < SPEC_WINDOW_ROWS or times[start] >= offset + 2:
                 raise DataError(
                     f"{path}: covers {times[0]:.0f}–{times[-1]:.0f} s, not the {SPEC_WINDOW_S} s window "
                     f"from {offset} s; fix spectrogram_label_offset_seconds or drop that row"
                 )
-            out[i] = rows
             if np.isnan(rows).all():
                 raise DataError(f"{path}: the {SPEC_WINDOW_S} s window from {offset} s is all NaN; "
                                 f"drop that label row")
-        return out
+        return values, starts.astype(np.int64)
 
-    # ---- checks -------------------------------------------------------------------------
     def _require_file(self, name: str) -> Path:
         path = self.root / name
         if not path.is_file():

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from features import quality_notes
+from features import quality_notes, spec_tables
 from features.errors import UserFacingError
 from features.kaggle_data import KaggleFolder
 from features.schema import TARGET_COLUMNS
@@ -128,13 +128,16 @@ class MemoryViews(ViewArrays):
 
 
 def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """Each view of each test row (offset 0), float16 like the cache; each file is read once for all views."""
+    """Each view of each test row (offset 0), rounded as the cache rounds it; each file is read once for all views."""
     views = [get_view(n) for n in names]
     rows: dict[str, list[np.ndarray]] = {v.name: [] for v in views}
     for eeg_id, spec_id in zip(table["eeg_id"], table["spectrogram_id"], strict=True):
         eeg = folder.eeg_windows("test", eeg_id, [0.0]) if any(v.source == "eeg" for v in views) else None
         spec = folder.spectrogram_windows("test", spec_id, [0.0]) if any(v.source != "eeg" for v in views) else None
         for view in views:
+            if spec_tables.stores_tables(view):  # as training saw them: table rows stored in float16
+                rows[view.name].append(compute_view(view, spec_windows=spec_tables.as_stored(spec)))
+                continue
             values = compute_view(view, eeg_windows=eeg, spec_windows=spec, offsets_s=[0.0])
             rows[view.name].append(values.astype(np.float16))
     return {name: np.concatenate(parts) for name, parts in rows.items()}

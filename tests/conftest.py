@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 FAST = ["n_folds=3", "epochs=2", "stage2_epochs=1", "batch_size=16"]
-MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64"]))
+# The kspec member reads the full kaggle_spec view: the table-row cache (features.spec_tables) end to end.
+MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64", "views=kaggle_spec"]))
 
 
 @pytest.fixture(scope="session")

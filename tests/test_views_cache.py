@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from joblib import parallel_config
 
-from features import cache
+from features import cache, spec_tables
 from features.cache import cache_dir, load_cached_view, prepare_view
 from features.errors import DataError, UserFacingError
 from features.kaggle_data import KaggleFolder
@@ -201,3 +201,49 @@ def test_tasks_group_rows_by_recording_and_bound_each_read():
     assert max(len(rows) for _, rows in reads) <= cache.MAX_ROWS_PER_READ
     assert sorted(np.concatenate([rows for _, rows in reads]).tolist()) == list(range(305))
     assert {recording for recording, rows in reads if 300 in rows} == {8}
+
+
+def test_covered_rows_store_overlapping_windows_once():
+    covered, starts = spec_tables.covered_rows(1000, np.array([0, 2, 500]))
+    assert covered.sum() == 302 + 300 and covered[:302].all() and not covered[302:500].any()
+    assert starts.tolist() == [0, 2, 302]  # positions among the covered rows: windows stay contiguous
+
+
+def test_kaggle_spec_is_cached_as_table_rows_and_gives_the_view_of_each_row(tmp_path):
+    data = make_folder(tmp_path / "data", n_eegs=3)
+    path = data / "train_spectrograms" / "501.parquet"
+    frame = pd.read_parquet(path)
+    frame.iloc[12:40, 1:101] = np.nan  # a NaN run in one chain, as real files have
+    frame.iloc[3, 5] = 1e7  # beyond float16's range: stored clipped, the view clips at e^8 anyway
+    frame.to_parquet(path, index=False)
+    view = get_view("kaggle_spec")
+    folder = prepare_view(view, data, tmp_path / "work", progress=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert not (folder / "train.npy").exists() and manifest["train"]["shape"] == [9, 4, 100, 300]
+    assert manifest["train"]["tables"] == [3 * 305, 400]  # 3 files x 305 rows, not 9 windows x 300
+    table = KaggleFolder(data)
+    for split, key in (("train", "spectrogram_label_offset_seconds"), ("test", None)):
+        array, index = load_cached_view(view, data, tmp_path / "work", split, jobs=1)
+        assert isinstance(array, spec_tables.WindowTable) and array.shape == (len(index), 4, 100, 300)
+        rows = np.arange(len(index))
+        offsets = index[key] if key else np.zeros(len(index))
+        expected = np.concatenate([compute_view(view, spec_windows=table.spectrogram_windows(
+            split, index["spectrogram_id"][r], [offsets[r]])) for r in rows])
+        got = array[rows]
+        assert got.dtype == np.float32 and np.isfinite(got).all()
+        np.testing.assert_allclose(got, expected, atol=5e-3)
+        np.testing.assert_array_equal(array[len(index) - 1], got[-1])
+
+
+def test_parallel_table_build_matches_serial(data, tmp_path, monkeypatch):
+    view = get_view("kaggle_spec")
+    serial = prepare_view(view, data, tmp_path / "serial", jobs=1, progress=False)
+    monkeypatch.setattr(cache, "PARALLEL_MIN_ROWS", 0)
+    with parallel_config(backend="threading"):
+        parallel = prepare_view(view, data, tmp_path / "parallel", jobs=2, progress=False)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(np.load(spec_tables.tables_path(serial, split)),
+                                      np.load(spec_tables.tables_path(parallel, split)))
+        pd.testing.assert_frame_equal(pd.read_parquet(serial / f"{split}_index.parquet"),
+                                      pd.read_parquet(parallel / f"{split}_index.parquet"))
+    assert not list(parallel.glob(".*part*"))  # the task files are joined and removed
