@@ -65,11 +65,12 @@ def _reference_spec(view: EegSpecView, window: pd.DataFrame) -> np.ndarray:
     for cfg in view.resolutions:
         mel = mel_filterbank(EEG_RATE_HZ, cfg.n_fft, cfg.height, cfg.fmin_hz, cfg.fmax_hz)
         if cfg.reference == "fixed":  # mean one-sided PSD of each band's bins (µV²/Hz)
-            window = sps.get_window("hann", cfg.win_length)
-            mel = mel / mel.sum(axis=1, keepdims=True) * 2 / (EEG_RATE_HZ * (window**2).sum())
+            hann = sps.get_window("hann", cfg.win_length)
+            mel = mel / mel.sum(axis=1, keepdims=True) * 2 / (EEG_RATE_HZ * (hann**2).sum())
         db = np.stack([_librosa_style_db(_pair(window, a, b, view.signal.clip_uv)[0], cfg, mel)
                        for chain in CHAINS for a, b in CHAIN_PAIRS[chain]])
-        db = np.maximum(db - (cfg.fixed_ref_db if cfg.reference == "fixed" else db.max()), -cfg.top_db)
+        reference = {"fixed": cfg.fixed_ref_db, "window": db.max(), "pair": db.max(axis=(1, 2), keepdims=True)}
+        db = np.maximum(db - reference[cfg.reference], -cfg.top_db)
         images.append((db.reshape(4, 4, *db.shape[1:]).mean(axis=1) + cfg.db_offset) / cfg.db_scale)
     return np.concatenate(images)
 
