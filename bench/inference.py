@@ -118,4 +118,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from features.cli import run_main
+
+    raise SystemExit(run_main(main))

@@ -68,4 +68,6 @@ def _kl(frame: pd.DataFrame, preds: np.ndarray) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from features.cli import run_main
+
+    raise SystemExit(run_main(main))

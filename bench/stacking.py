@@ -80,4 +80,6 @@ def print_figures(args: argparse.Namespace, report: dict, wall_s: float, generat
 
 
 if __name__ == "__main__":
-    main()
+    from features.cli import run_main
+
+    raise SystemExit(run_main(main))

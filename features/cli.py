@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 
 from features.errors import UserFacingError
 
@@ -32,8 +33,13 @@ def dispatch(prog: str, commands: dict[str, tuple[str, str]], argv: list[str] | 
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_main(lambda: module.run(args))
+
+
+def run_main(main: Callable[[], object]) -> int:
+    """Run `main`; a UserFacingError ends it in one line on stderr and exit code 2 (also for the benches)."""
     try:
-        module.run(args)
+        main()
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
