@@ -14,3 +14,5 @@ importer.py      `python -m stacking import`: outside OOF files into the OOF con
 run.py           `python -m stacking`: the whole pipeline
 synthetic.py     synthetic OOF sets for tests and the benchmark
 """
+
+HMS_STACK = True  # marker: the Kaggle entry point checks that this name resolves to hms-stack

@@ -23,6 +23,7 @@ from pathlib import Path
 KAGGLE_DATA = Path("/kaggle/input/hms-harmful-brain-activity-classification")
 KAGGLE_INPUT = Path("/kaggle/input")
 BUNDLE_MARK = Path("work") / "stack" / "stacker.json"  # a folder holding this is a bundle
+PACKAGES = ("features", "models", "oof", "stacking")  # hms-stack's top-level names: generic, so checked
 
 
 def default_bundle() -> Path | None:
@@ -46,6 +47,21 @@ def install_wheel(bundle: Path) -> None:
     importlib.invalidate_caches()  # the package appeared after this interpreter started
 
 
+def check_own_packages(import_module=importlib.import_module) -> None:
+    """Stop in one line when another importable package (a folder on sys.path, some other install)
+    owns one of hms-stack's top-level names: it would fail later, deep inside an import."""
+    for name in PACKAGES:
+        try:
+            module = import_module(name)
+        except ImportError as err:
+            raise SystemExit(f"error: hms-stack's package {name!r} does not import ({err}); "
+                             f"reinstall the bundle's wheel") from None
+        if not getattr(module, "HMS_STACK", False):
+            where = getattr(module, "__file__", None) or list(getattr(module, "__path__", []))
+            raise SystemExit(f"error: the {name!r} imported from {where} is not hms-stack's; run from another "
+                             f"folder or remove it from sys.path / PYTHONPATH")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="write submission.csv from the hms-stack bundle, offline")
     parser.add_argument("--data", type=Path, default=KAGGLE_DATA, help="Kaggle data folder (test files)")
@@ -65,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.no_install:
         install_wheel(bundle)
+    check_own_packages()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from features.errors import UserFacingError
     from stacking.submit import build_submission

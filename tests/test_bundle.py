@@ -3,6 +3,7 @@ outside the checkout, the same submission as `make stack`."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -64,3 +65,15 @@ def test_bundle_runs_offline_in_a_fresh_venv_outside_the_checkout(bundle, tiny_d
     ours, stacked = pd.read_csv(elsewhere / "submission.csv"), pd.read_csv(tiny_work / "submission.csv")
     assert ours["eeg_id"].tolist() == stacked["eeg_id"].tolist()
     np.testing.assert_allclose(ours[list(VOTE_COLUMNS)], stacked[list(VOTE_COLUMNS)], rtol=0, atol=1e-9)
+
+
+def test_entry_point_refuses_a_foreign_package_with_one_of_our_names():
+    import types
+
+    from stacking import bundle_entry
+
+    bundle_entry.check_own_packages()  # this checkout: every name is ours
+    foreign = types.ModuleType("models")
+    foreign.__file__ = "/kaggle/working/models/__init__.py"
+    with pytest.raises(SystemExit, match="'models' imported from /kaggle/working/models/__init__.py is not hms-stack"):
+        bundle_entry.check_own_packages(lambda name: foreign if name == "models" else importlib.import_module(name))
