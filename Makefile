@@ -14,7 +14,7 @@ ARGS   ?=
 DEMO_DATA := $(WORK)/demo/data
 DEMO_WORK := $(WORK)/demo/work
 
-.PHONY: setup test lint synth demo summary folds models prepare oof stack bench-features bench-quality bench-stacking clean help
+.PHONY: setup test lint synth demo summary folds models prepare oof stack bench-features bench-quality bench-stacking bench-train clean help
 
 help:
 	@echo "make setup | test | lint | synth | demo | summary | folds | models | prepare VIEW=.. | oof MODEL=.. | stack"
@@ -63,6 +63,9 @@ bench-quality: setup
 
 bench-stacking: setup
 	$(PY) -m bench.stacking $(ARGS)
+
+bench-train: setup
+	$(PY) -m bench.train_speed $(ARGS)
 
 DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
 DEMO_EEGS   ?= 300

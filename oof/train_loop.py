@@ -129,13 +129,18 @@ def fit_fold(
                 optimizer.load_state_dict(ckpt["optimizer"])
                 scheduler.load_state_dict(ckpt["scheduler"])
         bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True, disable=None)
-        train_loss = _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter, aug_gen)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        train_loss, seen = _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter,
+                                        aug_gen)
+        train_seconds = time.perf_counter() - started  # the loss's .item() has synchronised the device
 
         eval_model = ema.module if ema is not None else model
         kl = score(*_infer(eval_model, valid_loader, device, forward, swap_index=None))
         row = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "kl_all": kl["kl_all"],
                "kl_high": kl["kl_high"], "lr": optimizer.param_groups[0]["lr"],
-               "seconds": time.perf_counter() - started}
+               "seconds": time.perf_counter() - started, "train_samples_per_s": seen / max(train_seconds, 1e-9),
+               "peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
         history.append(row)
         chosen = _selection_kl(row, cfg.select_on)
         if chosen < best["score"]:
@@ -145,8 +150,10 @@ def fit_fold(
                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict(), "ema": None if ema is None else ema.state_dict(),
                "history": history, "best": best, "rng": _rng_state(aug_gen)}, run_dir / "last.pt")
-        log.info("epoch %d stage %d train %.4f valid kl %.4f high %.4f lr %.2e %.1fs%s", epoch, stage,
-                 train_loss, row["kl_all"], row["kl_high"], row["lr"], row["seconds"],
+        log.info("epoch %d stage %d train %.4f valid kl %.4f high %.4f lr %.2e %.1fs (train %.0f samples/s%s)%s",
+                 epoch, stage, train_loss, row["kl_all"], row["kl_high"], row["lr"], row["seconds"],
+                 row["train_samples_per_s"],
+                 "" if row["peak_gpu_gib"] is None else f", peak GPU memory {row['peak_gpu_gib']:.1f} GiB",
                  " *" if best["epoch"] == epoch else "")
         if stop_after_epoch == epoch:
             raise SimulatedKill(f"stopped after epoch {epoch} (stop_after_epoch)")
@@ -167,7 +174,22 @@ def predict(
     return _infer(model, loader, device, forward, swap_index)[1]
 
 
-def _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter, aug_gen) -> float:
+def train_pass(model: nn.Module, batches: Sequence[Batch], cfg: TrainConfig, device: torch.device | str,
+               to_input: Transform | None = None) -> tuple[float, int]:
+    """One stage-1 training pass over `batches` exactly as `fit_fold` steps (precision, memory format,
+    AdamW, schedule, clipping), without augmentation, EMA or checkpoints: for benchmarks."""
+    device = torch.device(device)
+    model.to(device)
+    use_amp, channels_last = _precision(cfg, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer, scheduler = _optimizer_for_stage(model, cfg, 1, len(batches), device)
+    forward = _forward_fn(device, use_amp, channels_last, to_input)
+    return _train_epoch(model, batches, optimizer, scheduler, None, forward, cfg, device, None, None)
+
+
+def _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter, aug_gen) -> tuple[float, int]:
+    """One pass over `bar`: (mean training loss, samples seen)."""
     model.train()
     loss_sum = torch.zeros((), device=device)  # summed on device: no GPU sync per step
     seen = 0
@@ -188,7 +210,7 @@ def _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, au
         seen += len(batch["x"])
         if (step + 1) % cfg.log_every == 0:
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
-    return loss_sum.item() / max(seen, 1)
+    return loss_sum.item() / max(seen, 1), seen
 
 
 @torch.no_grad()

@@ -118,6 +118,7 @@ def test_training_beats_the_prior(tmp_path):
     assert result.valid_probs.shape == (64, 6)
     assert np.allclose(result.valid_probs.sum(axis=1), 1.0)
     assert [row["stage"] for row in result.history] == [1] * 5
+    assert all(row["train_samples_per_s"] > 0 and row["peak_gpu_gib"] is None for row in result.history)
 
 
 @pytest.mark.parametrize("select_on", ["high", "all"])
@@ -160,8 +161,9 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, kill_after):
         assert all(torch.equal(v, flat_resumed[k]) for k, v in flat_full.items()), part
     assert np.array_equal(full.valid_probs, resumed.valid_probs)
     assert full.best_epoch == resumed.best_epoch
-    drop_seconds = lambda history: [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-    assert drop_seconds(full.history) == drop_seconds(resumed.history)
+    timings = ("seconds", "train_samples_per_s")
+    drop_timings = lambda history: [{k: v for k, v in row.items() if k not in timings} for row in history]
+    assert drop_timings(full.history) == drop_timings(resumed.history)
 
 
 def test_gpu_branches_and_waveforms_run_on_cpu(tmp_path):

@@ -1,14 +1,18 @@
-"""The feature benchmark's notebook-style reference computes the same views as `compute_view`:
-its speed ratio means something only if both produce the same arrays."""
+"""Benchmarks measure what they claim: the feature bench's notebook-style reference computes the same
+views as `compute_view` (else its speed ratio means nothing), and the training-speed bench runs the
+training loop's own step in both precision modes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from bench.features import reference_view
+from bench.train_speed import MODES, measure
 from features.kaggle_data import KaggleFolder
 from features.views import compute_view, get_view
+from models.registry import get_recipe
 from tests.kaggle_layout import make_folder
 
 
@@ -21,3 +25,10 @@ def test_reference_matches_compute_view(tmp_path, name):
     windows = [folder.eeg_windows("train", r.eeg_id, [r.eeg_label_offset_seconds]) for r in rows.itertuples()]
     ours = np.concatenate([compute_view(view, eeg_windows=w) for w in windows])
     np.testing.assert_allclose(reference_view(view, data, rows).astype(np.float32), ours, atol=5e-3)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_train_speed_runs_the_loop_step(mode):
+    recipe = get_recipe("wave1d_cpu", "batch_size=4")
+    result = measure(recipe, MODES[mode], steps=2, repeats=1, device=torch.device("cpu"))
+    assert result["samples_per_s"] > 0 and result["peak_gib"] is None
