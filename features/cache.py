@@ -30,6 +30,7 @@ from tqdm import tqdm
 from features import quality_notes, spec_tables
 from features.artifacts import code_version, write_json, write_parquet
 from features.kaggle_data import KaggleFolder, QualityNote
+from features.mapped import MappedArray
 from features.views import VIEWS, View, compute_view, get_view
 
 log = logging.getLogger(__name__)
@@ -282,8 +283,9 @@ def available_cores() -> int:
 
 
 def load_cached_view(view: str | View, data: Path | str, work: Path | str, split: str,
-                     jobs: int | None = None) -> tuple[np.memmap | spec_tables.WindowTable, pd.DataFrame]:
-    """(float16 memmap (n, *shape) or a WindowTable, index with label_id/eeg_id per row) of `split`.
+                     jobs: int | None = None) -> tuple[MappedArray | spec_tables.WindowTable, pd.DataFrame]:
+    """(float16 (n, *shape) memory map or a WindowTable, index with label_id/eeg_id per row) of `split`;
+    both pickle as file names (features.mapped), for DataLoader workers.
 
     Prepares the cache first if it is missing or stale, with `jobs` processes (default: all cores).
     """
@@ -294,7 +296,7 @@ def load_cached_view(view: str | View, data: Path | str, work: Path | str, split
     index = pd.read_parquet(path / f"{split}_index.parquet")
     if spec_tables.stores_tables(view):
         return spec_tables.load(view, path, split, index), index
-    return np.load(path / f"{split}.npy", mmap_mode="r"), index
+    return MappedArray(path / f"{split}.npy"), index
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features.kaggle_data import KaggleFolder
+from features.mapped import MappedArray
 from features.schema import SPEC_WINDOW_ROWS
 from features.views import View, compute_view
 
@@ -86,9 +87,10 @@ def join_parts(parts: list[Path], out: Path) -> np.ndarray:
 
 
 class WindowTable:
-    """Array-like (n, *view shape) float32 view of cached table rows: `table[rows]` computes those rows."""
+    """Array-like (n, *view shape) float32 view of cached table rows: `table[rows]` computes those rows.
+    `tables` is a MappedArray, so a DataLoader worker gets the file name, not the rows."""
 
-    def __init__(self, view: View, tables: np.ndarray, table_row: np.ndarray):
+    def __init__(self, view: View, tables: MappedArray | np.ndarray, table_row: np.ndarray):
         self.view, self.tables, self.table_row = view, tables, np.asarray(table_row, dtype=np.int64)
         self.shape = (len(self.table_row), *view.output_shape())
         self.dtype = np.dtype(np.float32)
@@ -105,4 +107,4 @@ class WindowTable:
 
 
 def load(view: View, folder: Path, split: str, index: pd.DataFrame) -> WindowTable:
-    return WindowTable(view, np.load(tables_path(folder, split), mmap_mode="r"), index["table_row"].to_numpy())
+    return WindowTable(view, MappedArray(tables_path(folder, split)), index["table_row"].to_numpy())

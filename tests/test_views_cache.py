@@ -17,6 +17,7 @@ from features import cache, spec_tables
 from features.cache import cache_dir, load_cached_view, prepare_view
 from features.errors import DataError, UserFacingError
 from features.kaggle_data import KaggleFolder
+from features.mapped import MappedArray
 from features.kaggle_spectrogram import swap_spectrogram_table
 from features.montage import swap_hemispheres, swap_referential
 from features.schema import EEG_COLUMNS
@@ -95,7 +96,7 @@ def test_prepare_writes_train_and_test_rows_matching_compute_view(data, tmp_path
     assert manifest["config"]["name"] == "eeg_spec_tiny" and manifest["code_version"]
     train, index = load_cached_view("eeg_spec_tiny", data, tmp_path, "train", jobs=1)
     table = KaggleFolder(data).train_table()
-    assert isinstance(train, np.memmap) and train.dtype == np.float16 and train.shape == (9, 8, 32, 50)
+    assert isinstance(train, MappedArray) and train.dtype == np.float16 and train.shape == (9, 8, 32, 50)
     assert index["label_id"].tolist() == table["label_id"].tolist()
     row = table.iloc[4]
     windows = KaggleFolder(data).eeg_windows("train", row["eeg_id"], [row["eeg_label_offset_seconds"]])
@@ -247,3 +248,14 @@ def test_parallel_table_build_matches_serial(data, tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(pd.read_parquet(serial / f"{split}_index.parquet"),
                                       pd.read_parquet(parallel / f"{split}_index.parquet"))
     assert not list(parallel.glob(".*part*"))  # the task files are joined and removed
+
+
+def test_cached_views_pickle_as_file_names_for_dataloader_workers(data, tmp_path):
+    # Spawned (not forked) DataLoader workers get the dataset pickled: a memory map must not travel as data.
+    for name in ("eeg_spec_tiny", "kaggle_spec"):
+        array, _ = load_cached_view(name, data, tmp_path, "train", jobs=1)
+        payload = pickle.dumps(array)
+        assert len(payload) < 4096, (name, len(payload))
+        copy = pickle.loads(payload)
+        rows = np.array([0, 4, 8])
+        np.testing.assert_array_equal(copy[rows], array[rows])
