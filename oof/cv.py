@@ -27,7 +27,7 @@ from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
 from oof.folds import create_or_load_folds, folds_path
 from oof.metric import class_prior_predictions, normalise_rows, score
-from oof.train_loop import fit_fold, predict
+from oof.train_loop import fit_fold, predict, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class CVJob:
 
         valid_loader = loader(self.train_views, valid, "label_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
         to_input = self.to_input()
+        seed_everything(cfg.seed)  # the initial weights too, whatever ran before in this process
         model = self.new_model(to_input)
         augmenter = BatchAugmenter(self.recipe.augment, self.train_views.swap_index, self.is_image)
         result = fit_fold(model, make_train_loader, valid_loader, cfg, self.run_dir(fold), self.device,

@@ -107,7 +107,7 @@ def fit_fold(
 
     ckpt = _load_checkpoint(run_dir, cfg)
     if ckpt is None:
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         aug_gen.manual_seed(cfg.seed)
         start, history, best = 0, [], {"epoch": -1, "score": math.inf}
     else:
@@ -326,7 +326,7 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # CPU and every CUDA device

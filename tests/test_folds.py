@@ -56,3 +56,21 @@ def test_cv_job_uses_the_folds_file_and_records_its_fold_count(tmp_path, caplog)
         job = CVJob(get_recipe("wave1d_cpu"), data, tmp_path / "work", device="cpu")
     assert job.fold_ids == [0, 1, 2] and job.recipe.data.n_folds == 3
     assert "has 3 folds, not the recipe's n_folds=5" in caplog.text
+
+
+def test_a_fold_trains_the_same_whatever_ran_before_in_the_process(tmp_path):
+    import torch
+
+    from models.registry import get_recipe
+    from oof.cv import CVJob
+
+    data = make_folder(tmp_path / "data")
+    recipe = get_recipe("wave1d_cpu", "n_folds=2 epochs=1 stage2_epochs=0 batch_size=4")
+    shards = []
+    for run, draws in enumerate((0, 7)):  # the global RNG at a different point: another history
+        torch.rand(draws)
+        work = tmp_path / f"work{run}"
+        create_or_load_folds(data, work, n_folds=2)
+        CVJob(recipe, data, work, device=torch.device("cpu")).run_fold(0)
+        shards.append(pd.read_parquet(work / "oof" / "shards" / "wave1d_cpu.fold0.parquet"))
+    pd.testing.assert_frame_equal(shards[0], shards[1])
