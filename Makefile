@@ -68,7 +68,7 @@ bench-train: setup
 	$(PY) -m bench.train_speed $(ARGS)
 
 DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
-DEMO_EEGS   ?= 300
+DEMO_EEGS   ?= 400
 DEMO_FOLDS  ?= 3
 DEMO_ARGS   ?=
 
