@@ -24,7 +24,7 @@ _WHAT = {"nan-gap": "NaN gaps (filled and masked)", "nan-channel": "all-NaN chan
 
 
 def summary_line(notes: Iterable[QualityNote], where: str) -> str:
-    """e.g. 'train eegs: 31 files with NaN gaps (filled and masked), 12 with flat channels'."""
+    """e.g. 'wave train: 31 files with NaN gaps (filled and masked), 12 files with flat channels'."""
     counts = Counter(note.kind for note in notes)
     parts = [f"{n} {'file' if n == 1 else 'files'} with {_WHAT.get(kind, kind)}" for kind, n in counts.most_common()]
     return f"{where}: " + ", ".join(parts)
