@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -75,6 +76,9 @@ def apply_overrides(recipe: Recipe, overrides: list[str] | str) -> Recipe:
         key, sep, raw = item.partition("=")
         if not sep:
             raise UserFacingError(f"override {item!r} is not key=value; e.g. ARGS=\"epochs=3 image_size=256\"")
+        if key == "name":  # a variant (another seed, view, size) gets its own OOF files and can be stacked
+            recipe = _renamed(recipe, raw)
+            continue
         section, name = key.split(".", 1) if "." in key else (index.get(key), key)
         if section == "<ambiguous>":
             raise UserFacingError(f"override {key!r} exists in several sections; prefix it, e.g. train.{key}=...")
@@ -86,6 +90,12 @@ def apply_overrides(recipe: Recipe, overrides: list[str] | str) -> Recipe:
         value = parse_value(raw, _field_type(part, name), key)
         recipe = replace(recipe, **{section: replace(part, **{name: value})})
     return recipe
+
+
+def _renamed(recipe: Recipe, name: str) -> Recipe:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UserFacingError(f"override name={name}: use letters, digits, '_', '.' or '-' (it names files)")
+    return replace(recipe, name=name, description=f"{recipe.description} (variant {name} of {recipe.name})")
 
 
 def _field_type(instance: Any, name: str) -> Any:

@@ -74,3 +74,19 @@ def test_a_fold_trains_the_same_whatever_ran_before_in_the_process(tmp_path):
         CVJob(recipe, data, work, device=torch.device("cpu")).run_fold(0)
         shards.append(pd.read_parquet(work / "oof" / "shards" / "wave1d_cpu.fold0.parquet"))
     pd.testing.assert_frame_equal(shards[0], shards[1])
+
+
+def test_a_renamed_variant_writes_its_own_files(tmp_path):
+    import torch
+
+    from models.registry import get_recipe
+    from oof.cv import CVJob
+
+    data = make_folder(tmp_path / "data")
+    work = tmp_path / "work"
+    create_or_load_folds(data, work, n_folds=2)
+    recipe = get_recipe("wave1d_cpu", "name=wave1d_cpu_s1 seed=1 n_folds=2 epochs=1 stage2_epochs=0 batch_size=4")
+    CVJob(recipe, data, work, device=torch.device("cpu")).run_fold(1)
+    assert (work / "oof" / "shards" / "wave1d_cpu_s1.fold1.parquet").exists()
+    assert (work / "models" / "wave1d_cpu_s1" / "fold1" / "best.pt").exists()
+    assert not (work / "models" / "wave1d_cpu").exists()

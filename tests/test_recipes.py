@@ -29,10 +29,19 @@ def test_flat_and_sectioned_overrides_are_typed():
     ("epochs=three", "expected int"),
     ("epochs", "not key=value"),
     ("tta_swap=maybe", "expected bool"),
+    ("name=../x", "it names files"),
 ])
 def test_bad_overrides(args, message):
     with pytest.raises(UserFacingError, match=message):
         get_recipe("mit_b0_spec", args)
+
+
+def test_a_name_override_makes_a_variant_with_its_own_fingerprint():
+    r = get_recipe("mit_b0_spec", "name=mit_b0_spec_pairmax views=eeg_spec_pairmax")
+    assert r.name == "mit_b0_spec_pairmax" and r.model.views == ("eeg_spec_pairmax",)
+    assert "variant mit_b0_spec_pairmax of mit_b0_spec" in r.description
+    seeds = [get_recipe("wave1d", f"name=wave1d_s{s} seed={s}").fingerprint() for s in (1, 2)]
+    assert seeds[0] != seeds[1]
 
 
 def test_unknown_recipe_suggests_a_name():
