@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
     recipe = get_recipe(args.model, args.overrides)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
-    job = CVJob(recipe, args.data, args.work, device)
+    job = CVJob(recipe, args.data, args.work, device, command=make_command(args.model, args.overrides))
     folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
     for fold in folds:
         job.run_fold(fold)
@@ -55,9 +55,17 @@ def run(args: argparse.Namespace) -> None:
         log.info("folds done: %s; the OOF file is written once every fold's shard exists", folds)
 
 
+def make_command(model: str, overrides: list[str]) -> dict[str, str]:
+    """The `make oof` variables that train this recipe again: recorded in NAME.json, quoted by error
+    hints (a renamed variant is not a registry name; it needs its MODEL and ARGS)."""
+    return {"MODEL": model, "ARGS": " ".join(overrides)}
+
+
 class CVJob:
-    def __init__(self, recipe: Recipe, data: Path, work: Path, device: torch.device):
+    def __init__(self, recipe: Recipe, data: Path, work: Path, device: torch.device,
+                 command: dict[str, str] | None = None):
         self.recipe, self.data, self.work, self.device = recipe, Path(data), Path(work), device
+        self.command = command or make_command(recipe.name, [])
         self.name = recipe.name
         folds = create_or_load_folds(data, work, n_folds=recipe.data.n_folds)
         self.fold_ids = sorted(folds["fold"].unique().tolist())
@@ -181,7 +189,8 @@ class CVJob:
                     for k in self.fold_ids}
         overall = score(targets, preds, oof["n_votes"].to_numpy())
         prior = score(targets, class_prior_predictions(targets, len(targets)), oof["n_votes"].to_numpy())
-        report = {**self._provenance(), "code_version": code_version(), "device": str(self.device),
+        report = {**self._provenance(), "make_oof": self.command, "code_version": code_version(),
+                  "device": str(self.device),
                   "kl": overall, "kl_per_fold": per_fold, "class_prior_kl": prior,
                   "seconds_per_fold": {int(m["fold"]): m["fit"]["seconds"] for m in metas},
                   "best_epoch_per_fold": {int(m["fold"]): m["fit"]["best_epoch"] for m in metas}}

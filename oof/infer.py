@@ -82,6 +82,14 @@ def member_folds(work: Path, name: str) -> tuple[dict, list[int]]:
     return report, sorted(int(k) for k in report["kl_per_fold"])
 
 
+def retrain_command(report: dict, name: str, fold: int | None = None) -> str:
+    """The `make oof` line recorded in NAME.json (a renamed variant needs its ARGS), for one fold or all."""
+    recorded = report.get("make_oof") or {"MODEL": name, "ARGS": ""}
+    folds = "" if fold is None else f" FOLDS={fold}"
+    args = f' ARGS="{recorded["ARGS"]}"' if recorded["ARGS"] else ""
+    return f"make oof MODEL={recorded['MODEL']}{folds}{args}"
+
+
 def checkpoint_path(work: Path, name: str, fold: int) -> Path:
     return Path(work) / "models" / name / f"fold{fold}" / "best.pt"
 
@@ -91,14 +99,15 @@ def load_member(work: Path, name: str, device: torch.device) -> Member:
     recipe = recipe_from_dict(report["recipe"])
     if recipe.fingerprint() != report.get("recipe_fingerprint", recipe.fingerprint()):
         raise UserFacingError(f"{Path(work) / 'oof' / (name + '.json')}: its recipe does not rebuild to the "
-                              f"one it was trained with; rerun `make oof MODEL={name}` with this code version")
+                              f"one it was trained with; rerun `{retrain_command(report, name)}` with this code "
+                              f"version")
     # The weights come from best.pt: a pretrained file named by the recipe is neither needed nor present here.
     recipe = replace(recipe, model=replace(recipe.model, pretrained=""))
     paths = [checkpoint_path(work, name, fold) for fold in folds]
     for fold, path in zip(folds, paths, strict=True):  # all checked before the (slow) model builds
         if not path.is_file():
             raise UserFacingError(f"{path} is missing: member {name} needs one checkpoint per fold {folds}; "
-                                  f"run `make oof MODEL={name} FOLDS={fold}` or copy that folder into WORK/models")
+                                  f"run `{retrain_command(report, name, fold)}` or copy that folder into WORK/models")
     in_chans = _input_channels(recipe)
     models = []
     for path in paths:

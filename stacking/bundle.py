@@ -26,7 +26,7 @@ from pathlib import Path
 
 from features.artifacts import code_version, write_json
 from features.errors import UserFacingError
-from oof.infer import checkpoint_path, member_folds
+from oof.infer import checkpoint_path, member_folds, retrain_command
 from stacking.saved_stacker import STACKER_FILE, load_stacker
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,13 @@ def copy_work_files(work: Path, dest: Path, members: list[str]) -> None:
         if (stack / name).is_file():
             _copy(stack / name, dest / "stack" / name)
     for name in members:
-        _, folds = member_folds(work, name)
+        report, folds = member_folds(work, name)
         _copy(work / "oof" / f"{name}.json", dest / "oof" / f"{name}.json")
         for fold in folds:
             source = checkpoint_path(work, name, fold)
             if not source.is_file():
                 raise UserFacingError(f"{source} is missing: the bundle needs every fold checkpoint of member "
-                                      f"{name}; run `make oof MODEL={name} FOLDS={fold}` first")
+                                      f"{name}; run `{retrain_command(report, name, fold)}` first")
             _copy(source, checkpoint_path(dest, name, fold))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -46,6 +47,7 @@ def test_oof_files_meet_the_contract(work, data):
         np.testing.assert_allclose(test[list(VOTE_COLUMNS)].sum(axis=1), 1.0, atol=1e-6)
         report = (work / "oof" / f"{model}.json").read_text()
         assert '"code_version"' in report and '"kl_per_fold"' in report
+        assert json.loads(report)["make_oof"]["MODEL"] == model  # the command that trains it again
         assert list((work / "models" / model / "fold0").glob("best.pt"))
 
 

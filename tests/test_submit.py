@@ -93,3 +93,12 @@ def test_missing_member_predictions_are_refused(member_test_probs, tiny_work):
     _, probs = member_test_probs
     with pytest.raises(UserFacingError, match="wave1d_cpu"):
         load_stacker(tiny_work / "stack").apply({k: v for k, v in probs.items() if k != "wave1d_cpu"})
+
+
+def test_hints_quote_the_recorded_make_oof_line_of_a_variant():
+    from oof.infer import retrain_command
+
+    variant = {"make_oof": {"MODEL": "wave1d_cpu", "ARGS": "name=wave1d_cpu_s1 seed=1"}}
+    expected = 'make oof MODEL=wave1d_cpu FOLDS=2 ARGS="name=wave1d_cpu_s1 seed=1"'
+    assert retrain_command(variant, "wave1d_cpu_s1", 2) == expected
+    assert retrain_command({}, "wave1d_cpu") == "make oof MODEL=wave1d_cpu"  # a JSON from before the field
