@@ -22,8 +22,8 @@ import torch
 from features.kaggle_data import KaggleFolder
 from oof.infer import MemoryViews, compute_test_views, load_member, predict_member
 from oof.metric import normalise_rows
+from oof.train_loop import resolve_device
 from stacking.saved_stacker import load_stacker
-from stacking.submit import resolve_device
 
 DEMO_MEMBERS = ("wave1d_cpu", "mit_b0_spec_cpu", "mit_b0_kspec_cpu")
 DEMO_ARGS = ("epochs=1", "stage2_epochs=0")

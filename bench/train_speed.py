@@ -22,7 +22,7 @@ import torch
 from features.views import get_view
 from models.recipe import Recipe
 from models.registry import build_model, get_recipe, input_transform
-from oof.train_loop import train_pass
+from oof.train_loop import resolve_device, train_pass
 
 MODES = {"fp32": dict(amp="off", channels_last="off"), "bf16 + channels_last": dict(amp="bf16", channels_last="on")}
 
@@ -68,8 +68,7 @@ def measure(recipe: Recipe, mode: dict, steps: int, repeats: int, device: torch.
 
 def main() -> None:
     args = parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; {args.steps} steps x {args.repeats} timed passes per mode, medians")
     print(f"{'recipe':<16} {'input':<26} {'batch':>5} {'mode':<22} {'samples/s':>10} {'peak GiB':>9} {'speed-up':>9}")

@@ -27,7 +27,7 @@ from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
 from oof.folds import create_or_load_folds, folds_path
 from oof.metric import class_prior_predictions, normalise_rows, score
-from oof.train_loop import fit_fold, predict, seed_everything
+from oof.train_loop import fit_fold, predict, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     recipe = get_recipe(args.model, args.overrides)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    job = CVJob(recipe, args.data, args.work, device, command=make_command(args.model, args.overrides))
+    command = make_command(args.model, args.overrides)
+    job = CVJob(recipe, args.data, args.work, resolve_device(args.device), command=command)
     folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
     for fold in folds:
         job.run_fold(fold)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from features.schema import VOTE_COLUMNS
 from oof.infer import CHUNK_RECORDINGS, predict_test
+from oof.train_loop import resolve_device
 from stacking.saved_stacker import load_stacker
 from stacking.submission import write_submission
 
@@ -32,12 +32,6 @@ def build_submission(data: Path | str, work: Path | str, out: Path | str, device
     frame = pd.DataFrame(stacker.apply(member_probs), columns=list(VOTE_COLUMNS))
     frame.insert(0, "eeg_id", ids.astype(np.int64))
     return write_submission(frame, data, out)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
