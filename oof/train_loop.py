@@ -98,10 +98,7 @@ def fit_fold(
     model.to(device)
     if (run_dir / "done.json").exists():
         return _finished_result(model, run_dir, cfg, device)
-    use_amp, channels_last = _precision(cfg, device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    forward = _forward_fn(device, use_amp, channels_last, to_input)
+    forward = _place_model(model, cfg, device, to_input)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     aug_gen = torch.Generator()  # CPU: same augmentation draws on any device, and checkpointable
 
@@ -180,11 +177,8 @@ def train_pass(model: nn.Module, batches: Sequence[Batch], cfg: TrainConfig, dev
     AdamW, schedule, clipping), without augmentation, EMA or checkpoints: for benchmarks."""
     device = torch.device(device)
     model.to(device)
-    use_amp, channels_last = _precision(cfg, device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    forward = _place_model(model, cfg, device, to_input)
     optimizer, scheduler = _optimizer_for_stage(model, cfg, 1, len(batches), device)
-    forward = _forward_fn(device, use_amp, channels_last, to_input)
     return _train_epoch(model, batches, optimizer, scheduler, None, forward, cfg, device, None, None)
 
 
@@ -245,6 +239,14 @@ def _forward_fn(device: torch.device, use_amp: bool, channels_last: bool, to_inp
             return model(x).float()
 
     return forward
+
+
+def _place_model(model: nn.Module, cfg: TrainConfig, device: torch.device, to_input: Transform | None):
+    """Memory format for `cfg` on `device` (the model is already there); the matching forward function."""
+    use_amp, channels_last = _precision(cfg, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return _forward_fn(device, use_amp, channels_last, to_input)
 
 
 def _precision(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool]:
