@@ -122,12 +122,16 @@ def frequency_matrix(cfg: SpectrogramConfig) -> np.ndarray:
     return weights[:, : used[-1] + 1].astype(np.float32)  # bins above fmax are never computed
 
 
+def hann(n: int) -> np.ndarray:
+    """Periodic Hann window, as scipy's 'hann' (the STFT frames and the density scale share it)."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+
 @lru_cache(maxsize=32)
 def density_offset_db(cfg: SpectrogramConfig) -> np.ndarray:
     """(height,) dB to add to `frame_db` rows to get the mean one-sided power spectral density of each
     row's bins (µV²/Hz for µV input), whatever the window length, n_fft or row kind."""
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(cfg.win_length) / cfg.win_length)
-    density = 2.0 / (cfg.rate_hz * (window**2).sum())
+    density = 2.0 / (cfg.rate_hz * (hann(cfg.win_length) ** 2).sum())
     return (10 * np.log10(density / frequency_matrix(cfg).sum(axis=1))).astype(np.float32)
 
 
@@ -145,7 +149,7 @@ def dft_basis(cfg: SpectrogramConfig) -> np.ndarray:
     """(win_length, 2 * bins) float32: frame @ basis = [Re, Im] of rfft(hann * detrend(frame), n_fft)."""
     bins = frequency_matrix(cfg).shape[1]
     n = np.arange(cfg.win_length)
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.win_length)  # periodic Hann, as scipy's 'hann'
+    window = hann(cfg.win_length)
     angle = 2 * np.pi * np.outer(n, np.arange(bins)) / cfg.n_fft
     fourier = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * window[:, None]
     return (_detrend_matrix(cfg.win_length, cfg.detrend) @ fourier).astype(np.float32)
