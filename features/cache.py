@@ -171,11 +171,7 @@ def compute_split(view: View, data: Path, split: str, out: Path, jobs: int = 1,
     notes = []
     bar = tqdm(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress, mininterval=1.0)
     with bar, _one_torch_thread():
-        if jobs <= 1 or len(index) < PARALLEL_MIN_ROWS:
-            results = (_run_task(view, data, split, out, task) for task in tasks)
-        else:
-            run = Parallel(n_jobs=jobs, return_as="generator_unordered")
-            results = run(delayed(_run_task)(view, data, split, out, task) for task in tasks)
+        results = _task_results(_run_task, [(view, data, split, out, task) for task in tasks], jobs, len(index))
         for done, task_notes in results:
             bar.update(done)
             notes.extend(task_notes)
@@ -193,12 +189,8 @@ def compute_split_tables(view: View, data: Path, split: str, out: Path, jobs: in
     table_row = np.full(len(index), -1, dtype=np.int64)
     bar = tqdm(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress, mininterval=1.0)
     with bar:
-        if jobs <= 1 or len(index) < PARALLEL_MIN_ROWS:
-            results = (_run_table_task(data, split, task, part) for task, part in zip(tasks, parts, strict=True))
-        else:
-            run = Parallel(n_jobs=jobs, return_as="generator")  # in order: parts are joined in task order
-            results = run(delayed(_run_table_task)(data, split, task, part)
-                          for task, part in zip(tasks, parts, strict=True))
+        calls = [(data, split, task, part) for task, part in zip(tasks, parts, strict=True)]
+        results = _task_results(_run_table_task, calls, jobs, len(index), ordered=True)  # parts join in task order
         placed = []
         for rows, starts in results:
             placed.append((rows, starts))
@@ -208,6 +200,15 @@ def compute_split_tables(view: View, data: Path, split: str, out: Path, jobs: in
         for r, st in zip(rows, starts, strict=True):
             table_row[r] = first + st
     return index.assign(table_row=table_row), []
+
+
+def _task_results(function, calls: list[tuple], jobs: int, n_rows: int, ordered: bool = False):
+    """`function(*call)` for every call: in this process for small splits (starting workers costs
+    seconds), else in `jobs` joblib workers; results as they finish unless `ordered`."""
+    if jobs <= 1 or n_rows < PARALLEL_MIN_ROWS:
+        return (function(*call) for call in calls)
+    run = Parallel(n_jobs=jobs, return_as="generator" if ordered else "generator_unordered")
+    return run(delayed(function)(*call) for call in calls)
 
 
 def _run_table_task(data: Path, split: str, task: Task, part: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
