@@ -257,11 +257,10 @@ def _run_task(view: View, data: Path, split: str, out: Path, task: Task) -> tupl
     array = np.load(out, mmap_mode="r+")
     for recording, offsets, rows in task:
         if view.source == "eeg":
-            windows = folder.eeg_windows(split, recording, offsets)
-            values = compute_view(view, eeg_windows=windows, offsets_s=offsets)
+            values = as_cached(view, eeg_windows=folder.eeg_windows(split, recording, offsets), offsets_s=offsets)
         else:
-            values = compute_view(view, spec_windows=folder.spectrogram_windows(split, recording, offsets))
-        array[rows] = values.astype(np.float16)
+            values = as_cached(view, spec_windows=folder.spectrogram_windows(split, recording, offsets))
+        array[rows] = values
     return sum(len(rows) for *_, rows in task), folder.pop_quality_notes()
 
 
@@ -281,6 +280,16 @@ def _one_torch_thread():
 
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def as_cached(view: View, eeg_windows: np.ndarray | None = None, spec_windows: np.ndarray | None = None,
+              offsets_s=None) -> np.ndarray:
+    """`compute_view` rounded as a cached row reads back, so test-time inputs match training's: the
+    float16 image, or for a table cache the view of its float16-stored table rows."""
+    if spec_tables.stores_tables(view):
+        return compute_view(view, spec_windows=spec_tables.as_stored(spec_windows))
+    values = compute_view(view, eeg_windows=eeg_windows, spec_windows=spec_windows, offsets_s=offsets_s)
+    return values.astype(np.float16)
 
 
 def load_cached_view(view: str | View, data: Path | str, work: Path | str, split: str,

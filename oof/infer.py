@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from features import quality_notes, spec_tables
+from features import quality_notes
+from features.cache import as_cached
 from features.errors import UserFacingError
 from features.kaggle_data import KaggleFolder
 from features.schema import TARGET_COLUMNS
-from features.views import compute_view, get_view
+from features.views import get_view
 from models.recipe import Recipe
 from models.registry import build_model, input_transform, is_image_recipe
 from oof.datasets import ViewArrays, loader
@@ -144,11 +145,7 @@ def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterabl
         eeg = folder.eeg_windows("test", eeg_id, [0.0]) if any(v.source == "eeg" for v in views) else None
         spec = folder.spectrogram_windows("test", spec_id, [0.0]) if any(v.source != "eeg" for v in views) else None
         for view in views:
-            if spec_tables.stores_tables(view):  # as training saw them: table rows stored in float16
-                rows[view.name].append(compute_view(view, spec_windows=spec_tables.as_stored(spec)))
-                continue
-            values = compute_view(view, eeg_windows=eeg, spec_windows=spec, offsets_s=[0.0])
-            rows[view.name].append(values.astype(np.float16))
+            rows[view.name].append(as_cached(view, eeg_windows=eeg, spec_windows=spec, offsets_s=[0.0]))
     return {name: np.concatenate(parts) for name, parts in rows.items()}
 
 
