@@ -1,0 +1,47 @@
+"""Named views: windows in, model-ready arrays (n, C, ...) out. One module per family of views.
+
+| name            | source      | output per row     | channels                                   |
+|-----------------|-------------|--------------------|--------------------------------------------|
+| eeg_spec        | eeg         | (8, 64, 124)       | LL RL LP RP @ 50 s, then @ centre 10 s      |
+| eeg_spec_stft   | eeg         | (8, 64, 124)       | same, linear-frequency STFT rows            |
+| eeg_spec_pairmax| eeg         | (8, 64, 124)       | same, dB re each pair's maximum (notebooks) |
+| eeg_spec_tiny   | eeg         | (8, 32, 50)        | same, small                                 |
+| kaggle_spec     | spectrogram | (4, 100, 300)      | LL RL LP RP, frequency x time (table cache) |
+| kaggle_spec_tiny| spectrogram | (4, 25, 75)        | same, 4x4 average-pooled                    |
+| wave            | eeg         | (17, 2500)         | 16 bipolar pairs at 50 Hz + NaN share       |
+| wave_tiny       | eeg         | (17, 1000)         | same at 20 Hz, 0.5-8 Hz                     |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from features.schema import EEG_RATE_HZ
+from features.views import eeg_spec, kaggle_spec, wave  # noqa: F401  (each registers its views)
+from features.views.base import VIEWS, ViewBase, get_view, register_view
+from features.views.eeg_spec import EegSpecView
+from features.views.kaggle_spec import KaggleSpecView
+from features.views.wave import WaveView
+
+View = ViewBase
+
+__all__ = ["VIEWS", "View", "ViewBase", "EegSpecView", "KaggleSpecView", "WaveView", "compute_view", "get_view",
+           "register_view"]
+
+
+def compute_view(view: str | View, eeg_windows: np.ndarray | None = None, spec_windows: np.ndarray | None = None,
+                 offsets_s: Sequence[float] | None = None) -> np.ndarray:
+    """Windows -> (n, *view.output_shape()) float32.
+
+    eeg_windows (n, 10000, 20) or spec_windows (n, 300, 400), NaN kept, as the data layer gives
+    them. `offsets_s`: the EEG windows come from one recording at these offsets; the work their
+    overlaps share (spectrogram frames, decimation) is done once, with the same result.
+    """
+    view = get_view(view)
+    windows = eeg_windows if view.source == "eeg" else spec_windows
+    if windows is None:
+        raise ValueError(f"view {view.name} needs {view.source} windows")
+    starts = None if offsets_s is None else np.round(np.asarray(offsets_s) * EEG_RATE_HZ).astype(np.int64)
+    return view.compute(windows, starts)
