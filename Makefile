@@ -1,7 +1,8 @@
-# hms-stack front door. Every target bootstraps .venv on first use.
+# hms-stack front door. Every target bootstraps .venv on first use; `make help` lists them.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+HMS    := $(PY) -m core.cli
 DATA   ?= data
 WORK   ?= artifacts
 SYNTH  ?= data_synth
@@ -9,15 +10,22 @@ N_EEGS ?= 600
 SEED   ?= 0
 MODEL  ?=
 FOLDS  ?=
+VIEW   ?=
 ARGS   ?=
+OUT    ?=
 
 DEMO_DATA := $(WORK)/demo/data
 DEMO_WORK := $(WORK)/demo/work
+DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
+DEMO_EEGS   ?= 400
+DEMO_FOLDS  ?= 3
+DEMO_ARGS   ?=
 
-.PHONY: setup test lint synth demo summary folds models prepare oof stack bench-features bench-quality bench-stacking bench-train clean help
+.PHONY: help setup test lint synth demo summary folds models prepare oof stack submission bundle report \
+        bench-features bench-quality bench-stacking bench-train bench-inference clean
 
-help:
-	@echo "make setup | test | lint | synth | demo | summary | folds | models | prepare VIEW=.. | oof MODEL=.. | stack"
+help:  ## this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,72 +33,67 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e ".[dev]"
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed  ## create .venv and install the project (editable) with its dev tools
 
-test: setup
+test: setup  ## the test suite (unit tests + tiny end-to-end runs)
 	$(PY) -m pytest -q
 
-lint: setup
-	$(VENV)/bin/ruff check features models oof stacking bench tests
+lint: setup  ## ruff over every package
+	$(VENV)/bin/ruff check core features models oof stacking submission synthetic bench tests
 
-synth: setup
-	$(PY) -m features synth $(SYNTH) --n-eegs $(N_EEGS) --seed $(SEED)
+synth: setup  ## a synthetic competition folder: SYNTH=data_synth N_EEGS=600 SEED=0
+	$(HMS) synth $(SYNTH) --n-eegs $(N_EEGS) --seed $(SEED)
 
-summary: setup
-	$(PY) -m features summary --data $(DATA)
+summary: setup  ## rows, recordings, patients, classes, voters, prior KL of DATA
+	$(HMS) summary --data $(DATA)
 
-folds: setup
-	$(PY) -m oof folds --data $(DATA) --work $(WORK)
+folds: setup  ## WORK/folds.parquet: the shared patient-grouped folds of DATA
+	$(HMS) folds --data $(DATA) --work $(WORK)
 
-models: setup
-	$(PY) -m oof models
+models: setup  ## list the named recipes (and backbones: ARGS=--backbones)
+	$(HMS) models $(ARGS)
 
-prepare: setup
-	$(PY) -m features prepare --view $(VIEW) --data $(DATA) --work $(WORK)
+prepare: setup  ## cache a view ahead of time: VIEW=eeg_spec
+	@test -n "$(VIEW)" || (echo "usage: make prepare VIEW=<name> [ARGS=\"--jobs 4\"]" && exit 2)
+	$(HMS) prepare --view $(VIEW) --data $(DATA) --work $(WORK) $(ARGS)
 
-oof: setup
+oof: setup  ## train a recipe over the folds: MODEL=mit_b1_spec [FOLDS=0,1] [ARGS="epochs=3 config=my.yaml"]
 	@test -n "$(MODEL)" || (echo "usage: make oof MODEL=<name> [FOLDS=0,1] [ARGS=\"epochs=2\"]; make models lists names" && exit 2)
-	$(PY) -m oof run --model $(MODEL) --data $(DATA) --work $(WORK) $(if $(FOLDS),--folds $(FOLDS)) $(ARGS)
+	$(HMS) oof --model $(MODEL) --data $(DATA) --work $(WORK) $(if $(FOLDS),--folds $(FOLDS)) $(ARGS)
 
-stack: setup
-	$(PY) -m stacking --data $(DATA) --work $(WORK) $(ARGS)
+stack: setup  ## stack every OOF set in WORK/oof: [ARGS="trials=200 blend.space=log"]
+	$(HMS) stack --data $(DATA) --work $(WORK) $(ARGS)
 
-bench-features: setup
+submission: setup  ## WORK/submission.csv from the test files, fold checkpoints and the saved stacker
+	$(HMS) submit --data $(DATA) --work $(WORK) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+bundle: setup  ## WORK/bundle/ and bundle.zip: the offline Kaggle bundle
+	$(HMS) bundle --work $(WORK) $(ARGS)
+
+report: setup  ## WORK/report/index.html: KL tables, calibration, weights, examples
+	$(HMS) report --work $(WORK) --data $(DATA) $(ARGS)
+
+demo: setup  ## the whole pipeline on a synthetic folder under WORK/demo (CPU, minutes)
+	$(HMS) synth $(DEMO_DATA) --n-eegs $(DEMO_EEGS) --seed $(SEED)
+	$(HMS) summary --data $(DEMO_DATA)
+	$(HMS) folds --data $(DEMO_DATA) --work $(DEMO_WORK) --n-folds $(DEMO_FOLDS)
+	for m in $(DEMO_MODELS); do $(HMS) oof --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) n_folds=$(DEMO_FOLDS) $(DEMO_ARGS) || exit 1; done
+	$(HMS) stack --data $(DEMO_DATA) --work $(DEMO_WORK) trials=30
+
+bench-features: setup  ## view computation speed against a notebook-style reference
 	$(PY) -m bench.features $(ARGS)
 
-bench-quality: setup
+bench-quality: setup  ## every CPU preset over 5 folds of SYNTH: KL next to the prior and the floor
 	$(PY) -m bench.quality --data $(SYNTH) --work $(WORK)/bench_quality $(ARGS)
 
-bench-stacking: setup
+bench-stacking: setup  ## the stackers at scale (synthetic OOF sets)
 	$(PY) -m bench.stacking $(ARGS)
 
-bench-train: setup
+bench-train: setup  ## training samples/s per recipe, bf16 + channels_last against fp32
 	$(PY) -m bench.train_speed $(ARGS)
 
-DEMO_MODELS ?= wave1d_cpu mit_b0_spec_cpu
-DEMO_EEGS   ?= 400
-DEMO_FOLDS  ?= 3
-DEMO_ARGS   ?=
+bench-inference: setup  ## test recordings/s of make submission
+	$(PY) -m bench.inference $(ARGS)
 
-demo: setup
-	$(PY) -m features synth $(DEMO_DATA) --n-eegs $(DEMO_EEGS) --seed $(SEED)
-	$(PY) -m features summary --data $(DEMO_DATA)
-	$(PY) -m oof folds --data $(DEMO_DATA) --work $(DEMO_WORK) --n-folds $(DEMO_FOLDS)
-	for m in $(DEMO_MODELS); do $(PY) -m oof run --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) n_folds=$(DEMO_FOLDS) $(DEMO_ARGS) || exit 1; done
-	$(PY) -m stacking --data $(DEMO_DATA) --work $(DEMO_WORK) --trials 30
-
-clean:
+clean:  ## delete WORK
 	rm -rf $(WORK)
-
-# ---- leaderboard: submission from checkpoints + saved stacker, Kaggle bundle, HTML report ----------
-.PHONY: submission bundle report
-OUT ?=
-
-submission: setup
-	$(PY) -m stacking submit --data $(DATA) --work $(WORK) $(if $(OUT),--out $(OUT)) $(ARGS)
-
-bundle: setup
-	$(PY) -m stacking bundle --work $(WORK)
-
-report: setup
-	$(PY) -m stacking report --work $(WORK) --data $(DATA)

@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 from scipy import signal as sps
 
-from features.__main__ import main as features_cli
+from core.cli import main as cli
+from core.schema import CHAINS, EEG_RATE_HZ, EEG_WINDOW_SAMPLES
 from features.cache import PARALLEL_MIN_ROWS, _tasks, prepare_view, split_index
 from features.eeg_spectrogram import frame_starts, mel_filterbank
 from features.filters import antialias_taps
 from features.kaggle_data import KaggleFolder
 from features.montage import CHAIN_PAIRS
-from features.schema import CHAINS, EEG_RATE_HZ, EEG_WINDOW_SAMPLES
 from features.views import EegSpecView, WaveView, get_view
 
 log = logging.getLogger("bench.features")
@@ -196,7 +196,7 @@ def main() -> None:
         data = args.data
         if data is None:
             data = scratch / "synth"
-            features_cli(["synth", str(data), "--n-eegs", str(args.n_eegs), "--seed", "0"])
+            cli(["synth", str(data), "--n-eegs", str(args.n_eegs), "--seed", "0"])
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         results = [bench_view(name, data, scratch / name, args) for name in args.views]
         load += " -> " + " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -204,6 +204,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from features.cli import run_main
+    from core.cli import run_main
 
     raise SystemExit(run_main(main))

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.device import resolve_device
+from core.metric import normalise_rows
+from core.work import Work
 from features.kaggle_data import KaggleFolder
-from oof.infer import MemoryViews, compute_test_views, load_member, predict_member
-from oof.metric import normalise_rows
-from oof.train_loop import resolve_device
 from stacking.saved_stacker import load_stacker
+from submission.infer import MemoryViews, compute_test_views, load_member, predict_member
 
 DEMO_MEMBERS = ("wave1d_cpu", "mit_b0_spec_cpu", "mit_b0_kspec_cpu")
 DEMO_ARGS = ("epochs=1", "stage2_epochs=0")
@@ -44,24 +45,22 @@ def parse_args() -> argparse.Namespace:
 
 def make_demo(root: Path, n_test: int) -> tuple[Path, Path]:
     """Synthetic data + the CPU presets + stack, reusing whatever a previous run left."""
-    from features.__main__ import main as features_main
-    from oof.__main__ import main as oof_main
-    from stacking.__main__ import main as stacking_main
+    from core.cli import main as cli
 
     data, work = root / "data", root / "work"
     if not (data / "test.csv").is_file():
-        assert features_main(["synth", str(data), "--n-eegs", "48", "--seed", "0", "--n-test", str(n_test)]) == 0
+        assert cli(["synth", str(data), "--n-eegs", "48", "--seed", "0", "--n-test", str(n_test)]) == 0
     for name in DEMO_MEMBERS:
-        assert oof_main(["run", "--model", name, "--data", str(data), "--work", str(work), *DEMO_ARGS]) == 0
-    if not (work / "stack" / "stacker.json").is_file():
-        assert stacking_main(["--data", str(data), "--work", str(work), "--trials", "20"]) == 0
+        assert cli(["oof", "--model", name, "--data", str(data), "--work", str(work), *DEMO_ARGS]) == 0
+    if not Work(work).stacker().is_file():
+        assert cli(["stack", "--data", str(data), "--work", str(work), "trials=20"]) == 0
     return data, work
 
 
 def time_inference(data: Path, work: Path, device: torch.device) -> dict:
     timings = {}
     started = time.perf_counter()
-    stacker = load_stacker(work / "stack")
+    stacker = load_stacker(work)
     members = [load_member(work, name, device) for name in stacker.members]
     timings["load_s"] = time.perf_counter() - started
     folder = KaggleFolder(data)
@@ -118,6 +117,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from features.cli import run_main
+    from core.cli import run_main
 
     raise SystemExit(run_main(main))

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
-from oof.__main__ import main as oof_main
-from oof.metric import class_prior_predictions, score
+from core.cli import main as cli
+from core.metric import class_prior_predictions, score
+from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.work import Work
 
 DEFAULT_MODELS = "wave1d_cpu,mit_b0_spec_cpu,mit_b0_kspec_cpu"
 
@@ -41,11 +42,11 @@ def main() -> None:
     rows, frames = [], []
     for model in args.models.split(","):
         started = time.perf_counter()
-        code = oof_main(["run", "--model", model, "--data", str(args.data), "--work", str(args.work),
+        code = cli(["oof", "--model", model, "--data", str(args.data), "--work", str(args.work),
                          *args.args.split()])
         if code != 0:
             raise SystemExit(f"{model} failed (exit {code})")
-        frame = pd.read_parquet(args.work / "oof" / f"{model}.parquet")
+        frame = pd.read_parquet(Work(args.work).oof(model))
         frames.append(frame)
         rows.append({"model": model, **_kl(frame, frame[list(VOTE_COLUMNS)].to_numpy()),
                      "wall_s": time.perf_counter() - started})
@@ -68,6 +69,6 @@ def _kl(frame: pd.DataFrame, preds: np.ndarray) -> dict:
 
 
 if __name__ == "__main__":
-    from features.cli import run_main
+    from core.cli import run_main
 
     raise SystemExit(run_main(main))

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 from stacking.blend import BlendConfig
+from stacking.config import StackConfig
 from stacking.lgbm import LgbmConfig
-from stacking.run import StackConfig, run_stack
-from stacking.synthetic import default_specs, write_synthetic_work
+from stacking.run import run_stack
+from synthetic.oof_sets import default_specs, write_synthetic_work
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,6 +81,6 @@ def print_figures(args: argparse.Namespace, report: dict, wall_s: float, generat
 
 
 if __name__ == "__main__":
-    from features.cli import run_main
+    from core.cli import run_main
 
     raise SystemExit(run_main(main))

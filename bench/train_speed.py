@@ -19,10 +19,12 @@ from dataclasses import replace
 
 import torch
 
+from core.device import resolve_device
 from features.views import get_view
-from models.recipe import Recipe
-from models.registry import build_model, get_recipe, input_transform
-from oof.train_loop import resolve_device, train_pass
+from models.build import build_model, input_transform, model_input_channels
+from oof.recipe import Recipe
+from oof.recipes import get_recipe
+from oof.train_loop import train_pass
 
 MODES = {"fp32": dict(amp="off", channels_last="off"), "bf16 + channels_last": dict(amp="bf16", channels_last="on")}
 
@@ -50,10 +52,9 @@ def random_batches(recipe: Recipe, steps: int, seed: int = 0) -> list[dict[str, 
 
 def measure(recipe: Recipe, mode: dict, steps: int, repeats: int, device: torch.device) -> dict:
     cfg = replace(recipe.train, **mode)
-    to_input = input_transform(recipe)
+    to_input = input_transform(recipe.model)
     batches = random_batches(recipe, steps)
-    in_chans = (to_input(batches[0]["x"][:1]) if to_input else batches[0]["x"]).shape[1]
-    model = build_model(recipe, in_chans)
+    model = build_model(recipe.model, model_input_channels(recipe.model, batches[0]["x"][:1]))
     train_pass(model, batches[: max(2, steps // 4)], cfg, device, to_input)  # warm-up: kernels, allocator
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -75,7 +76,7 @@ def main() -> None:
     for model_name in args.models.split(","):
         recipe = get_recipe(model_name, args.args)
         views = "+".join(recipe.model.views)
-        size = f"{views}@{recipe.model.image_size}" if input_transform(recipe) else views
+        size = f"{views}@{recipe.model.image_size}" if input_transform(recipe.model) else views
         reference = None
         for mode_name, mode in MODES.items():
             r = measure(recipe, mode, args.steps, args.repeats, device)
@@ -86,6 +87,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from features.cli import run_main
+    from core.cli import run_main
 
     raise SystemExit(run_main(main))

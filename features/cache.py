@@ -27,8 +27,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from core.artifacts import code_version, write_json, write_parquet
+from core.work import Work
 from features import quality_notes, spec_tables
-from features.artifacts import code_version, write_json, write_parquet
 from features.kaggle_data import KaggleFolder, QualityNote
 from features.mapped import MappedArray
 from features.views import VIEWS, View, compute_view, get_view
@@ -59,7 +60,7 @@ def _size_mtime(path: Path) -> list[int] | None:
 
 def cache_dir(view: str | View, data: Path | str, work: Path | str) -> Path:
     view = get_view(view)
-    return Path(work) / "cache" / f"{view.name}-{cache_key(view, data)}"
+    return Work(work).cache_dir(view.name, cache_key(view, data))
 
 
 def is_current(path: Path, key: str) -> bool:
@@ -84,7 +85,7 @@ def prepare_view(view: str | View, data: Path | str, work: Path | str, jobs: int
     """Compute `view` for every train label row and test eeg unless a current cache exists; its folder."""
     view = get_view(view)
     key = cache_key(view, data)
-    final = Path(work) / "cache" / f"{view.name}-{key}"
+    final = Work(work).cache_dir(view.name, key)
     if is_current(final, key):
         log.info("%s is up to date", final)
         return final

@@ -21,8 +21,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from core.schema import CHAINS, EEG_RATE_HZ
 from features.montage import PAIRS_PER_CHAIN
-from features.schema import CHAINS, EEG_RATE_HZ
 
 # Scalp EEG between 0.5 and 20 Hz sits around -10..+25 dB re 1 µV²/Hz (median ~4 dB on the synthetic
 # set, which is built in µV to match real recordings), so with the default offset and scale the

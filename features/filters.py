@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal as sps
 
+from core.schema import EEG_RATE_HZ
 from features.montage import bipolar_montage, bipolar_pairs, fill_missing
-from features.schema import EEG_RATE_HZ
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.schema import CHAINS, EEG_RATE_HZ
 from features.filters import SignalConfig, bipolar_signals, resample
-from features.schema import CHAINS, EEG_RATE_HZ
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:

@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.errors import DataError
-from features.labels import add_vote_targets
-from features.schema import (
+from core.errors import DataError
+from core.schema import (
     EEG_COLUMNS,
     EEG_RATE_HZ,
     EEG_WINDOW_S,
@@ -26,6 +25,7 @@ from features.schema import (
     TEST_COLUMNS,
     VOTE_COLUMNS,
 )
+from features.labels import add_vote_targets
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,21 @@ class KaggleFolder:
         _refuse_duplicates(path, table, "eeg_id")
         self._check_files_exist("test", table)
         return table
+
+    def submission_ids(self) -> tuple[np.ndarray, Path]:
+        """Test eeg_ids in submission order (sample_submission.csv, else test.csv), and the file read."""
+        for name in ("sample_submission.csv", "test.csv"):
+            path = self.root / name
+            if path.is_file():
+                table = _read_csv(path)
+                _require_columns(path, table.columns, ("eeg_id",))
+                _require_numeric(path, table, ("eeg_id",))
+                return table["eeg_id"].to_numpy(np.int64), path
+        raise DataError(f"{self.root} has neither sample_submission.csv nor test.csv; pass the Kaggle data "
+                        f"folder (DATA=...)")
+
+    def has_submission_ids(self) -> bool:
+        return any((self.root / name).is_file() for name in ("sample_submission.csv", "test.csv"))
 
     # ---- recordings ---------------------------------------------------------------------
     def eeg_path(self, split: str, eeg_id: int) -> Path:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.schema import CHAINS, SPEC_COLUMNS, SPEC_FREQUENCIES_HZ
 from features.montage import swap_hemispheres, swap_index
-from features.schema import CHAINS, SPEC_COLUMNS, SPEC_FREQUENCIES_HZ
 
 FREQS_PER_CHAIN = len(SPEC_FREQUENCIES_HZ)
 TABLE_SWAP_INDEX = swap_index(SPEC_COLUMNS)  # LL_* <-> RL_*, LP_* <-> RP_* on the 400 table columns

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.schema import HIGH_VOTE_MIN, TARGET_COLUMNS, VOTE_COLUMNS
+from core.schema import HIGH_VOTE_MIN, TARGET_COLUMNS, VOTE_COLUMNS
 
 
 def add_vote_targets(table: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from features.schema import CHAINS, EEG_COLUMNS
+from core.schema import CHAINS, EEG_COLUMNS
 
 CHAIN_PAIRS = {
     "LL": (("Fp1", "F7"), ("F7", "T3"), ("T3", "T5"), ("T5", "O1")),

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.artifacts import atomic_path
-from features.errors import UserFacingError
+from core.artifacts import atomic_path
+from core.errors import UserFacingError
+from core.schema import CHAINS, EEG_RATE_HZ, EEG_WINDOW_S, SPEC_FREQUENCIES_HZ, SPEC_WINDOW_S, VOTE_COLUMNS
 from features.filters import SignalConfig, bipolar_signals
 from features.kaggle_data import KaggleFolder
 from features.montage import CHAIN_PAIRS, bipolar_names
-from features.schema import CHAINS, EEG_RATE_HZ, EEG_WINDOW_S, SPEC_FREQUENCIES_HZ, SPEC_WINDOW_S, VOTE_COLUMNS
 from features.views import compute_view, get_view
 
 log = logging.getLogger(__name__)

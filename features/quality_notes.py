@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.artifacts import atomic_path
+from core.artifacts import atomic_path
 from features.kaggle_data import QualityNote
 
 log = logging.getLogger(__name__)

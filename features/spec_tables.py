@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.schema import SPEC_WINDOW_ROWS
 from features.kaggle_data import KaggleFolder
 from features.mapped import MappedArray
-from features.schema import SPEC_WINDOW_ROWS
 from features.views import View, compute_view
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.metric import class_prior_predictions, kl_divergence
+from core.schema import CLASSES, HIGH_VOTE_MIN, TARGET_COLUMNS
 from features.kaggle_data import KaggleFolder
 from features.labels import samples
-from features.schema import CLASSES, HIGH_VOTE_MIN, TARGET_COLUMNS
-from oof.metric import class_prior_predictions, kl_divergence
 
 VOTER_BINS = ((1, 2), (3, 5), (6, 9), (10, 10_000))
 

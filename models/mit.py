@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
+from models.backbones import register_backbone
+from models.config import ModelConfig
 from models.pretrained import load_mit_checkpoint
 
 # The official release uses eps=1e-6 in the blocks and stage norms but the default 1e-5 in the
@@ -245,3 +247,8 @@ def create_mit(
     if pretrained is not None:
         load_mit_checkpoint(model, pretrained)
     return model
+
+
+@register_backbone("mit", kind="2d", names=MIT_VARIANTS)
+def build_mit(name: str, in_chans: int, cfg: ModelConfig) -> MixTransformer:
+    return create_mit(name, in_chans=in_chans, drop_path_rate=cfg.drop_path_rate, pretrained=cfg.pretrained or None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 
 WRAPPER_KEYS = ("state_dict", "model")
 FIRST_CONV = "patch_embed1.proj.weight"

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
+from models.backbones import register_backbone
+from models.config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,11 @@ def create_wave1d(name: str, in_chans: int, **overrides) -> Wave1dNet:
     if name not in WAVE1D_VARIANTS:
         raise UserFacingError(f"unknown backbone {name!r}; the 1D waveform nets are {', '.join(WAVE1D_VARIANTS)}")
     return Wave1dNet(dataclasses.replace(WAVE1D_VARIANTS[name], **overrides), in_chans)
+
+
+@register_backbone("wave1d", kind="1d", names=WAVE1D_VARIANTS)
+def build_wave1d(name: str, in_chans: int, cfg: ModelConfig) -> Wave1dNet:
+    if cfg.pretrained:
+        raise UserFacingError(f"backbone {name}: pretrained={cfg.pretrained} is not supported for the 1D waveform "
+                              f"nets (they have no published weights); drop the pretrained= override")
+    return create_wave1d(name, in_chans)

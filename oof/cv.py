@@ -2,7 +2,7 @@
 
 Every (recipe, fold) is an independent job (`--folds 0,1`) that writes its own shard; once every
 fold's shard exists they merge into WORK/oof/NAME.parquet, WORK/test/NAME.parquet and NAME.json
-(DESIGN.md "OOF contract"). A killed run resumes from its last epoch checkpoint.
+(ARCHITECTURE.md "OOF contract"). A killed run resumes from its last epoch checkpoint.
 """
 
 from __future__ import annotations
@@ -17,17 +17,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from features.artifacts import code_version, read_provenance, write_json, write_parquet
-from features.errors import UserFacingError
+from core.artifacts import code_version, read_provenance, write_json, write_parquet
+from core.device import resolve_device
+from core.errors import UserFacingError
+from core.metric import class_prior_predictions, normalise_rows, score
+from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.work import Work
 from features.kaggle_data import KaggleFolder
-from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
-from models.recipe import Recipe
-from models.registry import build_model, get_recipe, input_transform, is_image_recipe
+from models.build import build_model, input_transform, is_image_model, model_input_channels
 from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
-from oof.folds import create_or_load_folds, folds_path
-from oof.metric import class_prior_predictions, normalise_rows, score
-from oof.train_loop import fit_fold, predict, resolve_device, seed_everything
+from oof.folds import create_or_load_folds
+from oof.recipe import Recipe
+from oof.recipes import get_recipe
+from oof.train_loop import FoldData, fit_fold, predict, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ def make_command(model: str, overrides: list[str]) -> dict[str, str]:
 class CVJob:
     def __init__(self, recipe: Recipe, data: Path, work: Path, device: torch.device,
                  command: dict[str, str] | None = None):
-        self.recipe, self.data, self.work, self.device = recipe, Path(data), Path(work), device
+        self.recipe, self.data, self.work, self.device = recipe, Path(data), Work(work), device
         self.command = command or make_command(recipe.name, [])
         self.name = recipe.name
         folds = create_or_load_folds(data, work, n_folds=recipe.data.n_folds)
@@ -71,7 +74,7 @@ class CVJob:
         if len(self.fold_ids) != recipe.data.n_folds:
             # The shared folds file wins (every model must use the same split); record what was used.
             log.warning("%s has %d folds, not the recipe's n_folds=%d; using the file's (delete it and "
-                        "`make folds` to re-split)", folds_path(work), len(self.fold_ids), recipe.data.n_folds)
+                        "`make folds` to re-split)", self.work.folds(), len(self.fold_ids), recipe.data.n_folds)
             recipe = replace(recipe, data=replace(recipe.data, n_folds=len(self.fold_ids)))
             self.recipe = recipe
         folder = KaggleFolder(data)
@@ -83,12 +86,12 @@ class CVJob:
         self.train_views = ViewArrays(recipe, data, work, "train")
         self.test_views = ViewArrays(recipe, data, work, "test")
 
-    # ---- paths --------------------------------------------------------------------------
-    def shard(self, kind: str, fold: int) -> Path:
-        return self.work / kind / "shards" / f"{self.name}.fold{fold}.parquet"
+    def shards(self, fold: int) -> tuple[Path, Path]:
+        """(OOF shard, test shard) of one fold."""
+        return self.work.oof_shard(self.name, fold), self.work.test_shard(self.name, fold)
 
     def all_shards_exist(self) -> bool:
-        return all(self.shard("oof", k).exists() and self.shard("test", k).exists() for k in self.fold_ids)
+        return all(p.exists() for k in self.fold_ids for p in self.shards(k))
 
     # ---- one fold -----------------------------------------------------------------------
     def run_fold(self, fold: int) -> None:
@@ -113,47 +116,34 @@ class CVJob:
                           cfg.num_workers, pin)
 
         valid_loader = loader(self.train_views, valid, "label_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
-        to_input = self.to_input()
-        seed_everything(cfg.seed)  # the initial weights too, whatever ran before in this process
-        model = self.new_model(to_input)
-        augmenter = BatchAugmenter(self.recipe.augment, self.train_views.swap_index, self.is_image)
-        result = fit_fold(model, make_train_loader, valid_loader, cfg, self.run_dir(fold), self.device,
-                          augmenter=augmenter, to_input=to_input)
-        # fit_fold leaves the best (EMA when on) weights in `model`
         swap = self.train_views.swap_index if self.recipe.data.tta_swap else None
-        valid_probs = predict(model, valid_loader, self.device, to_input=to_input, swap_index=swap)
+        augmenter = BatchAugmenter(self.recipe.augment, self.train_views.swap_index, is_image_model(self.recipe.model))
+        data = FoldData(make_train_loader, valid_loader, augmenter, input_transform(self.recipe.model), swap)
+        seed_everything(cfg.seed)  # the initial weights too, whatever ran before in this process
+        model = self.new_model()
+        # fit_fold leaves the best (EMA when on) weights in `model`, and predicts validation from them
+        result = fit_fold(model, data, cfg, self.work.run_dir(self.name, fold), self.device)
         test_frame = self.test.assign(n_votes=0, **{c: 0.0 for c in TARGET_COLUMNS})
         test_loader = loader(self.test_views, test_frame, "eeg_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
-        test_probs = predict(model, test_loader, self.device, to_input=to_input, swap_index=swap)
-        self._write_shards(fold, valid, valid_probs, test_probs, result, time.time() - started)
+        test_probs = predict(model, test_loader, self.device, to_input=data.to_input, swap_index=swap)
+        self._write_shards(fold, valid, result.valid_probs, test_probs, result, time.time() - started)
 
-    def run_dir(self, fold: int) -> Path:
-        return self.work / "models" / self.name / f"fold{fold}"
-
-    @property
-    def is_image(self) -> bool:
-        return is_image_recipe(self.recipe)
-
-    def to_input(self):
-        return input_transform(self.recipe)
-
-    def new_model(self, to_input) -> torch.nn.Module:
-        sample = self.train_views.gather(np.arange(1))
-        in_chans = (to_input(sample) if to_input else sample).shape[1]
-        return build_model(self.recipe, in_chans)
+    def new_model(self) -> torch.nn.Module:
+        in_chans = model_input_channels(self.recipe.model, self.train_views.gather(np.arange(1)))
+        return build_model(self.recipe.model, in_chans)
 
     def _provenance(self) -> dict:
         return {"recipe": self.recipe.to_dict(), "recipe_fingerprint": self.recipe.fingerprint(),
                 "data": str(self.data.resolve())}
 
     def _shard_is_current(self, fold: int) -> bool:
-        paths = (self.shard("oof", fold), self.shard("test", fold))
+        paths = self.shards(fold)
         if not all(p.exists() for p in paths):
             return False
         stamp = read_provenance(paths[0]).get("recipe_fingerprint")
         if stamp != self.recipe.fingerprint():
             raise UserFacingError(f"{paths[0]} was made with other settings of {self.name}; delete "
-                                  f"{self.work}/oof/shards/{self.name}.* and {self.work}/models/{self.name} to retrain")
+                                  f"{paths[0].parent}/{self.name}.* and {self.work.model_dir(self.name)} to retrain")
         return True
 
     def _write_shards(self, fold, valid, valid_probs, test_probs, result, seconds) -> None:
@@ -165,21 +155,22 @@ class CVJob:
         test[list(VOTE_COLUMNS)] = normalise_rows(test_probs)
         fit = {"best_epoch": result.best_epoch, "seconds": seconds, "history": result.history}
         meta = {**self._provenance(), "fold": fold, "fit": fit}
-        write_parquet(self.shard("test", fold), test, meta)
-        write_parquet(self.shard("oof", fold), oof, meta)  # written last: its presence means the fold is done
+        oof_shard, test_shard = self.shards(fold)
+        write_parquet(test_shard, test, meta)
+        write_parquet(oof_shard, oof, meta)  # written last: its presence means the fold is done
         s = score(oof[list(TARGET_COLUMNS)].to_numpy(), oof[list(VOTE_COLUMNS)].to_numpy(), oof["n_votes"].to_numpy())
         log.info("%s fold %d: KL all %.4f, high-vote %.4f (%d s)", self.name, fold, s["kl_all"], s["kl_high"], seconds)
 
     # ---- merge --------------------------------------------------------------------------
     def merge(self) -> str:
-        shards = [pd.read_parquet(self.shard("oof", k)) for k in self.fold_ids]
-        metas = [read_provenance(self.shard("oof", k)) for k in self.fold_ids]
+        shards = [pd.read_parquet(self.shards(k)[0]) for k in self.fold_ids]
+        metas = [read_provenance(self.shards(k)[0]) for k in self.fold_ids]
         for k, meta in zip(self.fold_ids, metas, strict=True):
             if meta.get("recipe_fingerprint") != self.recipe.fingerprint():
-                raise UserFacingError(f"{self.shard('oof', k)} was made with other settings of {self.name}; "
+                raise UserFacingError(f"{self.shards(k)[0]} was made with other settings of {self.name}; "
                                       f"rerun that fold with the same ARGS, or delete the shard to retrain it")
         oof = pd.concat(shards, ignore_index=True).sort_values(["eeg_id", "label_id"]).reset_index(drop=True)
-        tests = [pd.read_parquet(self.shard("test", k)).set_index("eeg_id") for k in self.fold_ids]
+        tests = [pd.read_parquet(self.shards(k)[1]).set_index("eeg_id") for k in self.fold_ids]
         test = sum(t[list(VOTE_COLUMNS)] for t in tests) / len(tests)
         test = test.reset_index()
         test[list(VOTE_COLUMNS)] = normalise_rows(test[list(VOTE_COLUMNS)].to_numpy())
@@ -193,9 +184,9 @@ class CVJob:
                   "kl": overall, "kl_per_fold": per_fold, "class_prior_kl": prior,
                   "seconds_per_fold": {int(m["fold"]): m["fit"]["seconds"] for m in metas},
                   "best_epoch_per_fold": {int(m["fold"]): m["fit"]["best_epoch"] for m in metas}}
-        write_parquet(self.work / "test" / f"{self.name}.parquet", test, self._provenance())
-        write_parquet(self.work / "oof" / f"{self.name}.parquet", oof, self._provenance())
-        write_json(self.work / "oof" / f"{self.name}.json", report)
+        write_parquet(self.work.test(self.name), test, self._provenance())
+        write_parquet(self.work.oof(self.name), oof, self._provenance())
+        write_json(self.work.oof_json(self.name), report)
         return format_report(self.name, per_fold, overall, prior)
 
 

@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from core.errors import DataError
+from core.schema import TARGET_COLUMNS
+from core.vote_weights import vote_weights
 from features.cache import load_cached_view
-from features.errors import DataError
-from features.schema import TARGET_COLUMNS
 from features.views import get_view
-from models.recipe import Recipe
-
-VOTE_CAP = 20
+from oof.recipe import Recipe
 
 
 class ViewArrays:
@@ -64,17 +63,6 @@ def _resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return x
     mode = "bilinear" if x.ndim == 4 else "linear"
     return F.interpolate(x, size=ref.shape[2:], mode=mode, align_corners=False)
-
-
-def vote_weights(n_votes: np.ndarray, scheme: str) -> np.ndarray:
-    capped = np.minimum(np.asarray(n_votes, dtype=np.float64), VOTE_CAP)
-    if scheme == "none":
-        return np.ones_like(capped)
-    if scheme == "sqrt":
-        return np.sqrt(capped)
-    if scheme == "linear":
-        return capped
-    raise DataError(f"vote_weighting={scheme!r} is not one of none, sqrt, linear")
 
 
 class BatchSet(Dataset):

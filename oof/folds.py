@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from features.artifacts import read_provenance, write_parquet
-from features.errors import DataError
+from core.artifacts import read_provenance, write_parquet
+from core.errors import DataError
+from core.schema import TARGET_COLUMNS
+from core.work import Work
 from features.kaggle_data import KaggleFolder, data_fingerprint
 from features.labels import samples
-from features.schema import TARGET_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,9 @@ def _strata(sample_table: pd.DataFrame, n_folds: int) -> np.ndarray:
     return strata
 
 
-def folds_path(work: Path | str) -> Path:
-    return Path(work) / "folds.parquet"
-
-
 def create_or_load_folds(data: Path | str, work: Path | str, n_folds: int = 5, seed: int = 42) -> pd.DataFrame:
     """The folds of `work`, made on first use; refused when they were made for another data folder."""
-    path = folds_path(work)
+    path = Work(work).folds()
     fingerprint = data_fingerprint(data)
     if path.exists():
         made_for = read_provenance(path).get("data_fingerprint")
@@ -68,7 +65,7 @@ def create_or_load_folds(data: Path | str, work: Path | str, n_folds: int = 5, s
 
 
 def read_folds(work: Path | str) -> pd.DataFrame:
-    path = folds_path(work)
+    path = Work(work).folds()
     if not path.exists():
         raise DataError(f"{path} is missing; run `make folds DATA=... WORK=...` first")
     folds = pd.read_parquet(path)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from oof.folds import create_or_load_folds, folds_path
+from core.work import Work
+from oof.folds import create_or_load_folds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,5 +19,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     folds = create_or_load_folds(args.data, args.work, n_folds=args.n_folds, seed=args.seed)
     sizes = folds.groupby("fold").agg(samples=("label_id", "size"), patients=("patient_id", "nunique"))
-    print(f"{folds_path(args.work)}: " + "; ".join(
+    print(f"{Work(args.work).folds()}: " + "; ".join(
         f"fold {k}: {r.samples} samples, {r.patients} patients" for k, r in sizes.iterrows()))

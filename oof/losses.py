@@ -9,7 +9,7 @@ import torch.nn.functional as F
 def kl_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """KL(target || softmax(logits)) per row, then the mean (or the weight-normalised mean) over rows.
 
-    Equals oof.metric.kl_divergence on softmax(logits) whenever no probability falls below the
+    Equals core.metric.kl_divergence on softmax(logits) whenever no probability falls below the
     metric's 1e-15 clip; we do not clip here because clipping would zero the gradient exactly where
     the model is most wrong. Half-precision logits are upcast so the loss is computed in fp32.
     """

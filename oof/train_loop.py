@@ -26,12 +26,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from features.artifacts import atomic_path, code_version, write_json
-from features.errors import UserFacingError
+from core.artifacts import atomic_path, code_version, write_json
+from core.errors import UserFacingError
+from core.metric import score
 from oof.ema import ModelEma
 from oof.losses import kl_loss
 from oof.lr_schedule import warmup_cosine_scheduler
-from oof.metric import score
 
 log = logging.getLogger(__name__)
 
@@ -80,81 +80,104 @@ class SimulatedKill(RuntimeError):
     """Raised by fit_fold(stop_after_epoch=k) right after epoch k's checkpoint, as if the job had died."""
 
 
-def fit_fold(
-    model: nn.Module,
-    make_train_loader: Callable[[int, int], Iterable[Batch]],
-    valid_loader: Iterable[Batch],
-    cfg: TrainConfig,
-    run_dir: Path | str,
-    device: torch.device | str,
-    augmenter: Callable[[Batch, torch.Generator], Batch] | None = None,
-    to_input: Transform | None = None,
-    stop_after_epoch: int | None = None,
-) -> FitResult:
-    """Train `model` on one fold, resuming from run_dir/last.pt if present. `make_train_loader(epoch,
-    stage)` must return something with len() (a DataLoader, a list): it sizes the LR schedule. On return
-    the model holds the best weights (the EMA weights when EMA is on), ready to predict the test set."""
+@dataclass
+class FoldData:
+    """What one fold trains and validates on. `make_train_loader(epoch, stage)` must return something
+    with len() (a DataLoader, a list): it sizes the LR schedule. `swap_index`: hemisphere-swap TTA for
+    the final validation prediction (None: off)."""
+
+    make_train_loader: Callable[[int, int], Iterable[Batch]]
+    valid_loader: Iterable[Batch]
+    augmenter: Callable[[Batch, torch.Generator], Batch] | None = None
+    to_input: Transform | None = None
+    swap_index: Sequence[int] | None = None
+
+
+@dataclass
+class _State:
+    start: int
+    history: list[dict]
+    best: dict
+    ckpt: dict | None  # the last.pt being resumed, or None
+
+
+def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path | str, device: torch.device | str,
+             stop_after_epoch: int | None = None) -> FitResult:
+    """Train `model` on one fold, resuming from run_dir/last.pt if present. On return the model holds the
+    best weights (the EMA weights when EMA is on) and the result has their validation predictions."""
     run_dir, device = Path(run_dir), torch.device(device)
     model.to(device)
+    forward = _place_model(model, cfg, device, data.to_input)
     if (run_dir / "done.json").exists():
         return _finished_result(model, run_dir, cfg, device)
-    forward = _place_model(model, cfg, device, to_input)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     aug_gen = torch.Generator()  # CPU: same augmentation draws on any device, and checkpointable
-
-    ckpt = _load_checkpoint(run_dir, cfg)
-    if ckpt is None:
-        seed_everything(cfg.seed)
-        aug_gen.manual_seed(cfg.seed)
-        start, history, best = 0, [], {"epoch": -1, "score": math.inf}
-    else:
-        model.load_state_dict(ckpt["model"])
-        if ema is not None:
-            ema.load_state_dict(ckpt["ema"])
-        _set_rng_state(ckpt["rng"], aug_gen)
-        start, history, best = ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
-        log.info("resuming %s at epoch %d", run_dir, start)
-
+    state = _start_or_resume(model, ema, aug_gen, run_dir, cfg)
     optimizer = scheduler = None
-    for epoch in range(start, cfg.epochs + cfg.stage2_epochs):
+    for epoch in range(state.start, cfg.epochs + cfg.stage2_epochs):
         stage = 1 if epoch < cfg.epochs else 2
-        started = time.perf_counter()
-        loader = make_train_loader(epoch, stage)
+        loader = data.make_train_loader(epoch, stage)
         if optimizer is None or epoch == cfg.epochs:  # a stage begins: fresh AdamW, schedule from warm-up
             optimizer, scheduler = _optimizer_for_stage(model, cfg, stage, len(loader), device)
-            if ckpt is not None and epoch == start and ckpt["stage"] == stage:  # resuming mid-stage
-                optimizer.load_state_dict(ckpt["optimizer"])
-                scheduler.load_state_dict(ckpt["scheduler"])
-        bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True, disable=None)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        train_loss, seen = _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter,
-                                        aug_gen)
-        train_seconds = time.perf_counter() - started  # the loss's .item() has synchronised the device
-
+            if state.ckpt is not None and epoch == state.start and state.ckpt["stage"] == stage:  # mid-stage
+                optimizer.load_state_dict(state.ckpt["optimizer"])
+                scheduler.load_state_dict(state.ckpt["scheduler"])
+        row = _train_and_validate(model, ema, loader, data, optimizer, scheduler, forward, cfg, device, aug_gen,
+                                  epoch, stage)
+        state.history.append(row)
         eval_model = ema.module if ema is not None else model
-        kl = score(*_infer(eval_model, valid_loader, device, forward, swap_index=None))
-        row = {"epoch": epoch, "stage": stage, "train_loss": train_loss, "kl_all": kl["kl_all"],
-               "kl_high": kl["kl_high"], "lr": optimizer.param_groups[0]["lr"],
-               "seconds": time.perf_counter() - started, "train_samples_per_s": seen / max(train_seconds, 1e-9),
-               "peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
-        history.append(row)
-        chosen = _selection_kl(row, cfg.select_on)
-        if chosen < best["score"]:
-            best = {"epoch": epoch, "score": chosen}
+        if _selection_kl(row, cfg.select_on) < state.best["score"]:
+            state.best = {"epoch": epoch, "score": _selection_kl(row, cfg.select_on)}
             _save(eval_model.state_dict(), run_dir / "best.pt")
         _save({"config": asdict(cfg), "code_version": code_version(), "epoch": epoch, "stage": stage,
                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict(), "ema": None if ema is None else ema.state_dict(),
-               "history": history, "best": best, "rng": _rng_state(aug_gen)}, run_dir / "last.pt")
-        log.info("epoch %d stage %d train %.4f valid kl %.4f high %.4f lr %.2e %.1fs (train %.0f samples/s%s)%s",
-                 epoch, stage, train_loss, row["kl_all"], row["kl_high"], row["lr"], row["seconds"],
-                 row["train_samples_per_s"],
-                 "" if row["peak_gpu_gib"] is None else f", peak GPU memory {row['peak_gpu_gib']:.1f} GiB",
-                 " *" if best["epoch"] == epoch else "")
+               "history": state.history, "best": state.best, "rng": _rng_state(aug_gen)}, run_dir / "last.pt")
+        _log_epoch(row, state.best["epoch"] == epoch)
         if stop_after_epoch == epoch:
             raise SimulatedKill(f"stopped after epoch {epoch} (stop_after_epoch)")
-    return _finish(model, valid_loader, forward, cfg, run_dir, device, best["epoch"], history)
+    return _finish(model, data, forward, cfg, run_dir, device, state.best["epoch"], state.history)
+
+
+def _start_or_resume(model: nn.Module, ema: ModelEma | None, aug_gen: torch.Generator, run_dir: Path,
+                     cfg: TrainConfig) -> _State:
+    ckpt = _load_checkpoint(run_dir, cfg)
+    if ckpt is None:
+        seed_everything(cfg.seed)
+        aug_gen.manual_seed(cfg.seed)
+        return _State(0, [], {"epoch": -1, "score": math.inf}, None)
+    model.load_state_dict(ckpt["model"])
+    if ema is not None:
+        ema.load_state_dict(ckpt["ema"])
+    _set_rng_state(ckpt["rng"], aug_gen)
+    log.info("resuming %s at epoch %d", run_dir, ckpt["epoch"] + 1)
+    return _State(ckpt["epoch"] + 1, ckpt["history"], ckpt["best"], ckpt)
+
+
+def _train_and_validate(model, ema, loader, data: FoldData, optimizer, scheduler, forward, cfg: TrainConfig,
+                        device: torch.device, aug_gen, epoch: int, stage: int) -> dict:
+    """One epoch of training, then the validation KL of the weights that would be kept: a history row."""
+    started = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True, disable=None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    train_loss, seen = _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, data.augmenter,
+                                    aug_gen)
+    train_seconds = time.perf_counter() - started  # the loss's .item() has synchronised the device
+    eval_model = ema.module if ema is not None else model
+    kl = score(*_infer(eval_model, data.valid_loader, device, forward, swap_index=None))
+    return {"epoch": epoch, "stage": stage, "train_loss": train_loss, "kl_all": kl["kl_all"],
+            "kl_high": kl["kl_high"], "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started, "train_samples_per_s": seen / max(train_seconds, 1e-9),
+            "peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
+
+
+def _log_epoch(row: dict, is_best: bool) -> None:
+    log.info("epoch %d stage %d train %.4f valid kl %.4f high %.4f lr %.2e %.1fs (train %.0f samples/s%s)%s",
+             row["epoch"], row["stage"], row["train_loss"], row["kl_all"], row["kl_high"], row["lr"], row["seconds"],
+             row["train_samples_per_s"],
+             "" if row["peak_gpu_gib"] is None else f", peak GPU memory {row['peak_gpu_gib']:.1f} GiB",
+             " *" if is_best else "")
 
 
 def predict(
@@ -273,13 +296,14 @@ def _selection_kl(row: dict, select_on: str) -> float:
     return row["kl_all"]
 
 
-def _finish(model, valid_loader, forward, cfg, run_dir, device, best_epoch, history) -> FitResult:
-    """Load the best weights into the model and predict the validation rows from exactly those weights."""
+def _finish(model, data: FoldData, forward, cfg, run_dir, device, best_epoch, history) -> FitResult:
+    """Load the best weights and predict the validation rows once, from exactly those weights (with the
+    swap TTA the OOF file uses); done.json records the result so that a rerun returns it as it is."""
     if best_epoch < 0:
         raise UserFacingError(f"{run_dir}: no epoch reached a finite validation KL (training diverged); "
                               "lower the learning rate and delete the folder to retrain")
     _load_best(model, run_dir, device)
-    targets, probs, n_votes = _infer(model, valid_loader, device, forward, swap_index=None)
+    targets, probs, n_votes = _infer(model, data.valid_loader, device, forward, swap_index=data.swap_index)
     kl = score(targets, probs, n_votes)
     result = FitResult(best_epoch, kl["kl_all"], kl["kl_high"], probs, history)
     write_json(run_dir / "done.json", {"config": asdict(cfg), "code_version": code_version(),
@@ -326,13 +350,6 @@ def _save(obj: Any, path: Path) -> None:
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto": the first CUDA device when there is one, else the CPU; anything else as torch names it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def seed_everything(seed: int) -> None:

@@ -17,7 +17,7 @@ import optuna
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
-from oof.metric import EPS
+from core.metric import EPS
 from stacking.tuning import quiet_optuna, tpe_sampler
 
 SPACES = ("prob", "log")

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from oof.metric import kl_per_row
+from core.metric import kl_per_row
 from stacking.crossfit import Fitter, StackerRun, cross_fit, final_fit
 from stacking.members import MemberSet
 from stacking.policy import RowPolicy

@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.artifacts import code_version, write_json, write_parquet
-from features.errors import UserFacingError
+from core.artifacts import code_version, write_json, write_parquet
+from core.errors import UserFacingError
+from core.metric import score
+from core.schema import CLASSES, HIGH_VOTE_MIN, TARGET_COLUMNS, VOTE_COLUMNS
+from core.work import Work
 from features.kaggle_data import KaggleFolder
 from features.labels import samples
-from features.schema import CLASSES, HIGH_VOTE_MIN, TARGET_COLUMNS, VOTE_COLUMNS
+from features.submission_file import expected_ids
 from oof.folds import read_folds
-from oof.metric import score
 from stacking.members import check_probabilities, member_path
-from stacking.submission import expected_ids
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def import_oof(name: str, oof_file: Path, work: Path, data: Path, test_file: Pat
     write_parquet(member_path(work, name), oof, provenance)
     if test is not None:
         write_parquet(member_path(work, name, "test"), test, provenance)
-    write_json(Path(work) / "oof" / f"{name}.json", summary)
+    write_json(Work(work).oof_json(name), summary)
     return summary
 
 

@@ -23,8 +23,9 @@ import lightgbm as lgb
 import numpy as np
 import optuna
 
-from features.schema import VOTE_COLUMNS
-from oof.metric import kl_per_row
+from core.metric import kl_per_row
+from core.schema import VOTE_COLUMNS
+from core.work import Work
 from stacking.crossfit import StackerRun
 from stacking.honest import FoldScores
 from stacking.members import MemberSet
@@ -57,7 +58,7 @@ class LgbmConfig:
 
 
 def default_storage(work: Path | str) -> str:
-    path = (Path(work) / "stack" / "optuna.db").resolve()
+    path = Work(work).optuna_db().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 

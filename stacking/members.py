@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import UserFacingError
-from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.errors import UserFacingError
+from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.work import Work
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,11 @@ class MemberSet:
 
 def member_path(work: Path | str, name: str, split: str = "oof") -> Path:
     """WORK/oof/NAME.parquet (OOF predictions) or WORK/test/NAME.parquet (test predictions)."""
-    return Path(work) / split / f"{name}.parquet"
+    return Work(work).oof(name) if split == "oof" else Work(work).test(name)
 
 
 def available_members(work: Path | str) -> list[str]:
-    return sorted(p.stem for p in (Path(work) / "oof").glob("*.parquet"))
+    return Work(work).member_names()
 
 
 def load_members(work: Path | str, names: list[str] | None = None, folds: pd.DataFrame | None = None) -> MemberSet:
@@ -71,7 +72,7 @@ def load_members(work: Path | str, names: list[str] | None = None, folds: pd.Dat
     for name in names:
         if name not in found:
             raise UserFacingError(f"{member_path(work, name)} is missing; available: {', '.join(found)}; "
-                                  f"fix --models")
+                                  f"fix ARGS='models=...'")
     frames = {name: read_oof(member_path(work, name)) for name in names}
     key = _common_key(frames, work)
     reference_name = names[0]
@@ -113,7 +114,7 @@ def check_probabilities(path: Path, frame: pd.DataFrame, columns) -> np.ndarray:
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         raise UserFacingError(f"{path}: {bad.sum()} rows have empty or infinite predictions "
-                              f"(e.g. {where(bad)}); rerun the model or leave it out with --models")
+                              f"(e.g. {where(bad)}); rerun the model or leave it out with ARGS='models=a,b'")
     negative = (values < 0).any(axis=1)
     sums = values.sum(axis=1)
     off = negative | (np.abs(sums - 1) > SUM_TOLERANCE)
@@ -160,7 +161,7 @@ def _align(path: Path, frame: pd.DataFrame, reference: pd.DataFrame, reference_p
         raise UserFacingError(
             f"{path}: {only.sum()} samples are not shared with {reference_path.name} "
             f"(e.g. {_example_key(merged)(only.to_numpy())}); members must be OOF over the same samples "
-            f"(WORK/folds.parquet): rerun it there or leave it out with --models")
+            f"(WORK/folds.parquet): rerun it there or leave it out with ARGS='models=a,b'")
     # A left merge keeps the reference's row order.
     merged = reference[[*key, "fold", "n_votes", *TARGET_COLUMNS]].merge(frame, on=key, how="left",
                                                                          suffixes=("_ref", ""))
@@ -179,7 +180,7 @@ def _refuse_differences(path: Path, reference_path: Path, merged: pd.DataFrame, 
     mask = np.asarray(mask)
     if mask.any():
         raise UserFacingError(f"{path}: {what} of {mask.sum()} samples differ from {reference_path.name} "
-                              f"(e.g. {_example_key(merged)(mask)}); {fix}, or leave it out with --models")
+                              f"(e.g. {_example_key(merged)(mask)}); {fix}, or leave it out with ARGS='models=a,b'")
 
 
 def check_against_folds(path: Path, frame: pd.DataFrame, folds: pd.DataFrame, key: list[str]) -> None:
@@ -193,18 +194,18 @@ def check_against_folds(path: Path, frame: pd.DataFrame, folds: pd.DataFrame, ke
     if extra.any():
         raise UserFacingError(f"{path}: {extra.sum()} samples are not in {folds_name} "
                               f"(e.g. {_example_key(merged)(extra.to_numpy())}); it was made for another "
-                              f"data folder or sampling: rerun it, or leave it out with --models")
+                              f"data folder or sampling: rerun it, or leave it out with ARGS='models=a,b'")
     missing = merged["_merge"] == "left_only"
     if missing.any():
         per_fold = merged.loc[missing, "fold_shared"].value_counts().sort_index()
         detail = ", ".join(f"fold {int(k)}: {v}" for k, v in per_fold.items())
         raise UserFacingError(f"{path}: no predictions for {missing.sum()} samples of {folds_name} ({detail}); "
-                              f"run the missing folds, or leave it out with --models")
+                              f"run the missing folds, or leave it out with ARGS='models=a,b'")
     moved = merged["fold"] != merged["fold_shared"]
     if moved.any():
         raise UserFacingError(f"{path}: fold of {moved.sum()} samples differs from {folds_name} "
                               f"(e.g. {_example_key(merged)(moved.to_numpy())}); rerun it on the shared "
-                              f"folds, or leave it out with --models")
+                              f"folds, or leave it out with ARGS='models=a,b'")
 
 
 def _load_tests(work: Path, names: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -217,7 +218,7 @@ def _load_tests(work: Path, names: list[str]) -> tuple[np.ndarray | None, np.nda
     if len(present) < len(names):
         lacking = next(n for n in names if n not in present)
         raise UserFacingError(f"{paths[lacking]} is missing while {present[0]} has test predictions; "
-                              f"predict the test set with that model, or leave it out with --models")
+                              f"predict the test set with that model, or leave it out with ARGS='models=a,b'")
     ids, probs = None, []
     for name in names:
         frame = pd.read_parquet(paths[name])
@@ -232,6 +233,6 @@ def _load_tests(work: Path, names: list[str]) -> tuple[np.ndarray | None, np.nda
             ids = frame["eeg_id"].to_numpy(np.int64)
         elif not np.array_equal(ids, frame["eeg_id"].to_numpy(np.int64)):
             raise UserFacingError(f"{paths[name]}: test eeg_ids differ from {paths[names[0]].name}; predict "
-                                  f"the same test.csv with every member, or leave it out with --models")
+                                  f"the same test.csv with every member, or leave it out with ARGS='models=a,b'")
         probs.append(check_probabilities(paths[name], frame, VOTE_COLUMNS))
     return ids, np.stack(probs)

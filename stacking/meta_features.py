@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.schema import CLASSES
-from oof.metric import kl_per_row
+from core.metric import kl_per_row
+from core.schema import CLASSES
 
 FEATURE_VERSION = 1
 FLOOR = 1e-6

@@ -2,8 +2,7 @@
 
 The hidden test set is mostly rows with many voters; low-vote rows have near one-hot targets with
 a different class mix, so fitting on them teaches a stacker the wrong calibration. A policy keeps
-rows with at least `min_votes` voters and optionally weights them by their voter count (a vote
-share from n voters has variance ∝ 1/n, so n is the inverse-variance weight).
+rows with at least `min_votes` voters and optionally weights them by their voter count (core.vote_weights).
 """
 
 from __future__ import annotations
@@ -12,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
+from core.vote_weights import VOTE_WEIGHTINGS, vote_weights
 
-WEIGHTINGS = ("none", "votes")
+WEIGHTINGS = VOTE_WEIGHTINGS
 AUTO_THRESHOLDS = (10, 6, 1)  # highest first: on a tie, prefer the rows most like the test set
 
 
@@ -25,13 +25,13 @@ class RowPolicy:
 
     @property
     def label(self) -> str:
-        return f"min_votes={self.min_votes}" + (",weighted" if self.weighting == "votes" else "")
+        return f"min_votes={self.min_votes}" + (f",{self.weighting}" if self.weighting != "none" else "")
 
     def row_weights(self, n_votes: np.ndarray) -> np.ndarray:
         """Per-row fit weight, 0 for excluded rows, mean 1 over the kept ones."""
         n_votes = np.asarray(n_votes, dtype=np.float64)
         keep = n_votes >= self.min_votes
-        weights = np.where(keep, n_votes if self.weighting == "votes" else 1.0, 0.0)
+        weights = np.where(keep, vote_weights(n_votes, self.weighting), 0.0)
         total = weights.sum()
         return weights * (keep.sum() / total) if total > 0 else weights
 
@@ -40,17 +40,17 @@ def candidate_policies(min_votes: str | int, weighting: str = "none",
                        thresholds: tuple[int, ...] = AUTO_THRESHOLDS) -> list[RowPolicy]:
     """The policies a stacker tries: one fixed policy, or one per threshold for `auto`."""
     if weighting not in WEIGHTINGS:
-        raise UserFacingError(f"--vote-weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
+        raise UserFacingError(f"vote_weighting= must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
     if str(min_votes) == "auto":
         return [RowPolicy(int(t), weighting) for t in sorted(set(thresholds), reverse=True)]
     try:
         value = int(min_votes)
     except ValueError:
-        raise UserFacingError(f"--min-votes must be a number of voters or 'auto', not {min_votes!r}") from None
+        raise UserFacingError(f"min_votes= must be a number of voters or 'auto', not {min_votes!r}") from None
     return [RowPolicy(value, weighting)]
 
 
 def require_rows(policy: RowPolicy, n_votes: np.ndarray, where: str) -> None:
     if not (np.asarray(n_votes) >= policy.min_votes).any():
         raise UserFacingError(f"{where}: no OOF rows with >= {policy.min_votes} voters to fit on; "
-                              f"lower --min-votes or use --min-votes auto")
+                              f"lower min_votes= or use min_votes=auto")

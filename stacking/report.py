@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from features.artifacts import code_version
-from oof.metric import class_prior_predictions, score
+from core.artifacts import code_version
+from core.metric import class_prior_predictions, score
 from stacking.honest import Choice
 from stacking.members import MemberSet
 

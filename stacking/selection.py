@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oof.metric import EPS
+from core.metric import EPS
 
 
 @dataclass(frozen=True)

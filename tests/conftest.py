@@ -14,21 +14,20 @@ MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64", "views=kag
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    from features.__main__ import main as features_main
+    from core.cli import main as cli
 
     out = tmp_path_factory.mktemp("tiny") / "data"
-    assert features_main(["synth", str(out), "--n-eegs", "48", "--seed", "3", "--n-test", "4"]) == 0
+    assert cli(["synth", str(out), "--n-eegs", "48", "--seed", "3", "--n-test", "4"]) == 0
     return out
 
 
 @pytest.fixture(scope="session")
 def tiny_work(tiny_data, tmp_path_factory) -> Path:
     """WORK after `make oof` of both members and `make stack`: checkpoints, OOF/test sets, saved stacker."""
-    from oof.__main__ import main as oof_main
-    from stacking.__main__ import main as stacking_main
+    from core.cli import main as cli
 
     work = tmp_path_factory.mktemp("tiny") / "work"
     for model, extra in MEMBERS:
-        assert oof_main(["run", "--model", model, "--data", str(tiny_data), "--work", str(work), *FAST, *extra]) == 0
-    assert stacking_main(["--data", str(tiny_data), "--work", str(work), "--trials", "5"]) == 0
+        assert cli(["oof", "--model", model, "--data", str(tiny_data), "--work", str(work), *FAST, *extra]) == 0
+    assert cli(["stack", "--data", str(tiny_data), "--work", str(work), "trials=5"]) == 0
     return work

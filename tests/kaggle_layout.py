@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import EEG_COLUMNS, EEG_RATE_HZ, SPEC_COLUMNS, VOTE_COLUMNS
+from core.schema import EEG_COLUMNS, EEG_RATE_HZ, SPEC_COLUMNS, VOTE_COLUMNS
 
 
 def write_eeg(path: Path, seconds: float, rng: np.random.Generator) -> np.ndarray:

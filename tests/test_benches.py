@@ -12,7 +12,7 @@ from bench.features import reference_view
 from bench.train_speed import MODES, measure
 from features.kaggle_data import KaggleFolder
 from features.views import compute_view, get_view
-from models.registry import get_recipe
+from oof.recipes import get_recipe
 from tests.kaggle_layout import make_folder
 
 

@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import VOTE_COLUMNS
-from stacking.__main__ import main as stacking_main
+from core.cli import main as cli
+from core.schema import VOTE_COLUMNS
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def bundle(tiny_work) -> Path:
-    assert stacking_main(["bundle", "--work", str(tiny_work)]) == 0
+    assert cli(["bundle", "--work", str(tiny_work)]) == 0
     return tiny_work / "bundle"
 
 
@@ -70,7 +70,7 @@ def test_bundle_runs_offline_in_a_fresh_venv_outside_the_checkout(bundle, tiny_d
 def test_entry_point_refuses_a_foreign_package_with_one_of_our_names():
     import types
 
-    from stacking import bundle_entry
+    from submission import bundle_entry
 
     bundle_entry.check_own_packages()  # this checkout: every name is ours
     foreign = types.ModuleType("models")

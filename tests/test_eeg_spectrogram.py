@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import signal as sps
 
+from core.schema import EEG_RATE_HZ, EEG_WINDOW_SAMPLES
 from features.eeg_spectrogram import (
     SpectrogramConfig,
     chain_images,
@@ -19,7 +20,6 @@ from features.eeg_spectrogram import (
     mel_filterbank,
 )
 from features.montage import bipolar_swap_index, swap_hemispheres
-from features.schema import EEG_RATE_HZ, EEG_WINDOW_SAMPLES
 
 FULL = SpectrogramConfig(seconds=50.0)
 ZOOM = SpectrogramConfig(seconds=10.0)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def test_oof_files_meet_the_contract(work, data):
 
 
 def test_stack_writes_a_valid_submission(work, data):
-    from stacking.submission import validate_submission
+    from features.submission_file import validate_submission
 
     submission = pd.read_csv(work / "submission.csv")
     validate_submission(submission, data)

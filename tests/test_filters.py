@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.schema import EEG_COLUMNS, EEG_RATE_HZ
 from features.filters import SignalConfig, bandpass, bipolar_signals, resample, window_runs
-from features.schema import EEG_COLUMNS, EEG_RATE_HZ
 
 T = np.arange(20 * EEG_RATE_HZ) / EEG_RATE_HZ  # 20 s
 CORE = slice(5 * EEG_RATE_HZ, 15 * EEG_RATE_HZ)  # away from the edges

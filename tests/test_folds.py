@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import DataError
-from features.schema import TARGET_COLUMNS
+from core.errors import DataError
+from core.schema import TARGET_COLUMNS
 from oof.folds import create_or_load_folds, make_folds
 from tests.kaggle_layout import make_folder
 
@@ -47,8 +47,8 @@ def test_folds_file_is_reused_and_refused_for_other_data(tmp_path):
 
 
 def test_cv_job_uses_the_folds_file_and_records_its_fold_count(tmp_path, caplog):
-    from models.registry import get_recipe
     from oof.cv import CVJob
+    from oof.recipes import get_recipe
 
     data = make_folder(tmp_path / "data")
     create_or_load_folds(data, tmp_path / "work", n_folds=3)
@@ -61,8 +61,8 @@ def test_cv_job_uses_the_folds_file_and_records_its_fold_count(tmp_path, caplog)
 def test_a_fold_trains_the_same_whatever_ran_before_in_the_process(tmp_path):
     import torch
 
-    from models.registry import get_recipe
     from oof.cv import CVJob
+    from oof.recipes import get_recipe
 
     data = make_folder(tmp_path / "data")
     recipe = get_recipe("wave1d_cpu", "n_folds=2 epochs=1 stage2_epochs=0 batch_size=4")
@@ -79,8 +79,8 @@ def test_a_fold_trains_the_same_whatever_ran_before_in_the_process(tmp_path):
 def test_a_renamed_variant_writes_its_own_files(tmp_path):
     import torch
 
-    from models.registry import get_recipe
     from oof.cv import CVJob
+    from oof.recipes import get_recipe
 
     data = make_folder(tmp_path / "data")
     work = tmp_path / "work"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.schema import EEG_COLUMNS
 from features.filters import SignalConfig
 from features.images import assemble_image, tile_channels, waveform
-from features.schema import EEG_COLUMNS
 
 
 def constant_channels(channels: int, h: int = 8, w: int = 10) -> torch.Tensor:

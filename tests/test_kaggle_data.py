@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import DataError
+from core.errors import DataError
+from core.schema import EEG_COLUMNS, SPEC_COLUMNS, TARGET_COLUMNS
 from features.kaggle_data import KaggleFolder
-from features.schema import EEG_COLUMNS, SPEC_COLUMNS, TARGET_COLUMNS
 from tests.kaggle_layout import make_folder, write_eeg
 
 

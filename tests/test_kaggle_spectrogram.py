@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.schema import SPEC_COLUMNS
 from features.kaggle_spectrogram import (
     TABLE_SWAP_INDEX,
     KaggleSpecConfig,
@@ -12,7 +13,6 @@ from features.kaggle_spectrogram import (
     swap_spectrogram_table,
 )
 from features.montage import swap_hemispheres
-from features.schema import SPEC_COLUMNS
 
 
 def windows(n: int = 2, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from oof.metric import class_prior_predictions, kl_divergence, kl_per_row, score
+from core.metric import class_prior_predictions, kl_divergence, kl_per_row, score
 
 
 def test_hand_computed_row():

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 from models.heads import Classifier, ClassifierHead
 from models.mit import MIT_VARIANTS, create_mit
 from models.pretrained import read_state_dict

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.schema import EEG_COLUMNS
 from features.montage import (
     REFERENTIAL_SWAP_INDEX,
     bipolar_montage,
@@ -17,7 +18,6 @@ from features.montage import (
     swap_index,
     swap_referential,
 )
-from features.schema import EEG_COLUMNS
 
 
 def referential(n: int = 3, t: int = 50, seed: int = 0) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from features.__main__ import main
-from features.errors import UserFacingError
+from core.cli import main as cli
+from core.errors import UserFacingError
 from features.kaggle_data import KaggleFolder
 from features.plot import find_row
 from tests.kaggle_layout import make_folder
@@ -14,7 +14,7 @@ from tests.kaggle_layout import make_folder
 def test_plot_writes_a_png(tmp_path, capsys):
     data = make_folder(tmp_path / "data", n_eegs=1)
     out = tmp_path / "train.png"
-    assert main(["plot", "--eeg-id", "100", "--data", str(data), "--out", str(out)]) == 0
+    assert cli(["plot", "--eeg-id", "100", "--data", str(data), "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert capsys.readouterr().out.strip() == f"wrote {out}"
 

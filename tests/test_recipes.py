@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from features.errors import UserFacingError
-from models.registry import RECIPES, build_model, get_recipe
+from core.errors import UserFacingError
+from models.build import build_model
+from oof.recipes import RECIPES, get_recipe
 
 REQUIRED = {"mit_b0_spec", "mit_b1_spec", "mit_b2_spec", "mit_b0_kspec", "mit_b1_mix", "wave1d",
             "mit_b0_spec_cpu", "mit_b0_kspec_cpu", "wave1d_cpu"}
@@ -52,7 +53,7 @@ def test_unknown_recipe_suggests_a_name():
 def test_build_model_gives_six_logits():
     import torch
 
-    model = build_model(get_recipe("mit_b0_spec_cpu"), in_chans=1).eval()
+    model = build_model(get_recipe("mit_b0_spec_cpu").model, in_chans=1).eval()
     assert model(torch.zeros(2, 1, 64, 96)).shape == (2, 6)
-    wave = build_model(get_recipe("wave1d_cpu"), in_chans=16).eval()
+    wave = build_model(get_recipe("wave1d_cpu").model, in_chans=16).eval()
     assert wave(torch.zeros(2, 16, 1000)).shape == (2, 6)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from stacking.__main__ import main as stacking_main
+from core.cli import main as cli
 
 pytestmark = pytest.mark.slow
 EXPECTED = {"kl.png", "confusion.png", "reliability.png", "weights.png"}
@@ -14,7 +14,7 @@ EXPECTED = {"kl.png", "confusion.png", "reliability.png", "weights.png"}
 
 def test_report_writes_html_referencing_each_png(tiny_data, tiny_work, tmp_path):
     out = tmp_path / "report"
-    assert stacking_main(["report", "--work", str(tiny_work), "--data", str(tiny_data), "--out", str(out)]) == 0
+    assert cli(["report", "--work", str(tiny_work), "--data", str(tiny_data), "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
     referenced = set(re.findall(r'src="([^"]+\.png)"', page))
     written = {p.name for p in out.glob("*.png")}

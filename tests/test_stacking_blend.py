@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
-from oof.metric import kl_divergence
+from core.metric import kl_divergence
 from stacking.blend import BlendConfig, BlendObjective, fit_blend
 from stacking.crossfit import cross_fit
 from stacking.policy import RowPolicy
-from stacking.synthetic import synthetic_member_set
+from synthetic.oof_sets import synthetic_member_set
 
 
 @pytest.fixture(scope="module")

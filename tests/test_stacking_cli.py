@@ -8,14 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.artifacts import read_provenance
-from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
-from stacking.__main__ import main
+from core.artifacts import read_provenance
+from core.cli import main as cli
+from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from features.submission_file import validate_submission
 from stacking.saved_stacker import load_stacker
-from stacking.submission import validate_submission
-from stacking.synthetic import write_synthetic_work
+from synthetic.oof_sets import write_synthetic_work
 
 N_TEST = 30
+
+
+def main(argv: list[str]) -> int:
+    return cli(["stack", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +36,13 @@ def folders(tmp_path_factory):
 
 def _stack(folders, *extra):
     work, data = folders
-    return main(["--work", str(work), "--data", str(data), "--trials", "3", "--tune-rows", "600",
-                 "--threads", "1", "--selection-steps", "20", *extra])
+    return main(["--work", str(work), "--data", str(data), "trials=3", "tune_rows=600",
+                 "threads=1", "selection.steps=20", *extra])
 
 
 def test_stack_writes_outputs_and_names_the_final_method(folders, capsys):
     work, data = folders
-    assert _stack(folders, "--min-votes", "auto") == 0
+    assert _stack(folders, "min_votes=auto") == 0
     out = capsys.readouterr().out
     assert "model_00" in out and "class prior" in out and "final: " in out and "nested estimate" in out
     report = json.loads((work / "stack" / "report.json").read_text())
@@ -62,12 +66,12 @@ def test_stack_writes_outputs_and_names_the_final_method(folders, capsys):
     test_probs = {name: pd.read_parquet(work / "test" / f"{name}.parquet").sort_values("eeg_id")[
         list(VOTE_COLUMNS)].to_numpy() for name in report["members"]}
     stacked = pd.read_parquet(work / "stack" / "test.parquet")[list(VOTE_COLUMNS)].to_numpy()
-    np.testing.assert_allclose(load_stacker(work / "stack").apply(test_probs), stacked, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(load_stacker(work).apply(test_probs), stacked, rtol=0, atol=1e-9)
 
 
 def test_second_run_resumes_the_lgbm_study(folders, capsys):
     work, _ = folders
-    assert _stack(folders, "--methods", "lgbm", "--min-votes", "auto") == 0
+    assert _stack(folders, "methods=lgbm", "min_votes=auto") == 0
     report = json.loads((work / "stack" / "report.json").read_text())
     assert report["stackers"]["lgbm"]["n_trials"] == 6
     assert (work / "stack" / "optuna.db").exists()
@@ -79,6 +83,6 @@ def test_misaligned_member_is_refused_in_one_line(folders, capsys, tmp_path):
     write_synthetic_work(bad, n_rows=300, n_test=5)
     frame = pd.read_parquet(bad / "oof" / "model_01.parquet")
     frame.assign(fold=(frame.fold + 1) % 5).to_parquet(bad / "oof" / "model_01.parquet", index=False)
-    assert main(["--work", str(bad), "--no-submission"]) == 2
+    assert main(["--work", str(bad), "submission=false"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "model_01.parquet" in err and "--models" in err
+    assert err.startswith("error: ") and "\n" not in err and "model_01.parquet" in err and "models=" in err

@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.artifacts import write_parquet
-from features.errors import UserFacingError
+from core.artifacts import write_parquet
+from core.errors import UserFacingError
+from core.schema import CLASSES, TARGET_COLUMNS, VOTE_COLUMNS
 from features.kaggle_data import KaggleFolder
 from features.labels import samples
-from features.schema import CLASSES, TARGET_COLUMNS, VOTE_COLUMNS
 from oof.folds import create_or_load_folds
 from stacking.__main__ import main
 from stacking.importer import import_oof
 from stacking.members import load_members, member_path
-from stacking.synthetic import synthetic_samples
+from synthetic.oof_sets import synthetic_samples
 
 N_TEST = 8
 
@@ -89,7 +89,7 @@ def test_round_trip_through_outside_names_gives_identical_kl(folders, tmp_path):
     assert members.test_probs.shape == (2, N_TEST, 6)
     ours = pd.read_json(work / "oof" / "theirs.json", typ="series")
     assert ours["kl"]["kl_all"] == pytest.approx(summary["kl"]["kl_all"])
-    from oof.metric import kl_divergence
+    from core.metric import kl_divergence
     assert summary["kl"]["kl_all"] == pytest.approx(kl_divergence(oof[list(TARGET_COLUMNS)].to_numpy(),
                                                                   oof[list(VOTE_COLUMNS)].to_numpy()), abs=1e-12)
 

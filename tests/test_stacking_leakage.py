@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oof.metric import class_prior_predictions, kl_divergence
+from core.metric import class_prior_predictions, kl_divergence
 from stacking.blend import BlendConfig, fit_blend
 from stacking.crossfit import cross_fit
 from stacking.lgbm import LgbmConfig, LgbmSearch
 from stacking.policy import RowPolicy
 from stacking.selection import SelectionConfig, select_ensemble
-from stacking.synthetic import synthetic_member_set
+from synthetic.oof_sets import synthetic_member_set
 
 TOLERANCE = 0.003
 

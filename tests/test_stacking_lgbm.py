@@ -6,11 +6,11 @@ import numpy as np
 import optuna
 import pytest
 
-from oof.metric import kl_divergence
+from core.metric import kl_divergence
 from stacking.lgbm import LgbmConfig, LgbmSearch, expand_soft_targets
 from stacking.meta_features import feature_names, meta_features
 from stacking.policy import RowPolicy, candidate_policies
-from stacking.synthetic import synthetic_member_set
+from synthetic.oof_sets import synthetic_member_set
 
 FAST = LgbmConfig(trials=3, tune_rows=1200, threads=1, max_rounds=300)
 

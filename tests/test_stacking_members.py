@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import UserFacingError
-from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.errors import UserFacingError
+from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
 from stacking.members import load_members, member_path
-from stacking.synthetic import default_specs, write_synthetic_work
+from synthetic.oof_sets import default_specs, write_synthetic_work
 
 
 @pytest.fixture()
@@ -47,7 +47,7 @@ def test_aligned_sets_load_in_one_row_order(work):
 def test_fold_mismatch_is_refused(work):
     _rewrite(member_path(work, "model_01"), lambda f: f.assign(fold=np.where(f.index < 5, (f.fold + 1) % 5, f.fold)))
     message = _refused(work, "model_01.parquet: fold of 5 samples differ")
-    assert "--models" in message
+    assert "models=" in message
 
 
 def test_missing_samples_are_refused(work):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.errors import UserFacingError
-from oof.metric import kl_divergence
+from core.errors import UserFacingError
+from core.metric import kl_divergence
 from stacking.blend import BlendConfig, fit_blend
 from stacking.crossfit import cross_fit
 from stacking.honest import PolicySearch, choose
 from stacking.policy import RowPolicy, candidate_policies
 from stacking.selection import SelectionConfig, select_ensemble
-from stacking.synthetic import synthetic_member_set
+from synthetic.oof_sets import synthetic_member_set
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +27,16 @@ def blend_fitter(p, t, w, seed):
 def test_row_weights():
     n_votes = np.array([1, 3, 10, 20])
     np.testing.assert_allclose(RowPolicy(10).row_weights(n_votes), [0, 0, 1, 1])
-    np.testing.assert_allclose(RowPolicy(1, "votes").row_weights(n_votes), np.array([1, 3, 10, 20]) / 8.5)
-    assert RowPolicy(6, "votes").label == "min_votes=6,weighted"
+    np.testing.assert_allclose(RowPolicy(1, "linear").row_weights(n_votes), np.array([1, 3, 10, 20]) / 8.5)
+    assert RowPolicy(6, "linear").label == "min_votes=6,linear"
 
 
 def test_candidate_policies():
     assert [p.min_votes for p in candidate_policies("auto")] == [10, 6, 1]
     assert candidate_policies("7") == [RowPolicy(7)]
-    with pytest.raises(UserFacingError, match="--min-votes"):
+    with pytest.raises(UserFacingError, match="min_votes="):
         candidate_policies("many")
-    with pytest.raises(UserFacingError, match="--vote-weighting"):
+    with pytest.raises(UserFacingError, match="vote_weighting="):
         candidate_policies(10, "square")
 
 

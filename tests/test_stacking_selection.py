@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oof.metric import kl_divergence
+from core.metric import kl_divergence
 from stacking.crossfit import cross_fit
 from stacking.policy import RowPolicy
 from stacking.selection import SelectionConfig, select_ensemble
-from stacking.synthetic import MemberSpec, synthetic_member_set
+from synthetic.oof_sets import MemberSpec, synthetic_member_set
 
 
 def _good_and_noisy_copies(n_copies: int = 5, n_rows: int = 2000):

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import UserFacingError
-from features.schema import SUBMISSION_COLUMNS, VOTE_COLUMNS
-from stacking.submission import validate_submission, write_submission
+from core.errors import UserFacingError
+from core.schema import SUBMISSION_COLUMNS, VOTE_COLUMNS
+from features.submission_file import validate_submission, write_submission
 
 IDS = [30, 10, 20]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import UserFacingError
-from features.schema import VOTE_COLUMNS
-from stacking.__main__ import main as stacking_main
+from core.cli import main as cli
+from core.errors import UserFacingError
+from core.schema import VOTE_COLUMNS
 
 pytestmark = pytest.mark.slow
 NAMES = ["wave1d_cpu", "mit_b0_kspec_cpu"]  # the members of the conftest tiny_work run
@@ -20,7 +20,7 @@ NAMES = ["wave1d_cpu", "mit_b0_kspec_cpu"]  # the members of the conftest tiny_w
 
 @pytest.fixture(scope="module")
 def member_test_probs(tiny_data, tiny_work):
-    from oof.infer import predict_test
+    from submission.infer import predict_test
 
     return predict_test(tiny_data, tiny_work, NAMES)
 
@@ -37,10 +37,10 @@ def test_member_inference_equals_the_oof_runs_test_predictions(member_test_probs
 
 
 def test_submit_writes_the_submission_of_make_stack(tiny_data, tiny_work, tmp_path):
-    from stacking.submission import validate_submission
+    from features.submission_file import validate_submission
 
     out = tmp_path / "submission.csv"
-    assert stacking_main(["submit", "--data", str(tiny_data), "--work", str(tiny_work), "--out", str(out)]) == 0
+    assert cli(["submit", "--data", str(tiny_data), "--work", str(tiny_work), "--out", str(out)]) == 0
     validate_submission(out, tiny_data)
     ours, stacked = pd.read_csv(out), pd.read_csv(tiny_work / "submission.csv")
     assert ours["eeg_id"].tolist() == stacked["eeg_id"].tolist()
@@ -56,10 +56,10 @@ def test_saved_stacker_reproduces_its_test_predictions(method, member_test_probs
     for part in ("oof", "test"):
         shutil.copytree(tiny_work / part, work / part, ignore=shutil.ignore_patterns("shards"))
     shutil.copy2(tiny_work / "folds.parquet", work / "folds.parquet")
-    args = ["--data", str(tiny_data), "--work", str(work), "--methods", method, "--trials", "3", "--no-submission"]
-    assert stacking_main(args) == 0
+    args = ["stack", "--data", str(tiny_data), "--work", str(work), f"methods={method}", "trials=3", "submission=false"]
+    assert cli(args) == 0
     ids, probs = member_test_probs
-    stacker = load_stacker(work / "stack")
+    stacker = load_stacker(work)
     assert stacker.method == method
     np.testing.assert_allclose(stacker.apply(probs), _test_frame(work / "stack" / "test.parquet", ids),
                                rtol=0, atol=1e-9)
@@ -81,7 +81,7 @@ def test_missing_piece_is_one_line_naming_file_and_fix(remove, named, fix, tiny_
                                                        capsys):
     work = _broken_copy(tiny_work, tmp_path)
     (work / remove).unlink()
-    assert stacking_main(["submit", "--data", str(tiny_data), "--work", str(work)]) == 2
+    assert cli(["submit", "--data", str(tiny_data), "--work", str(work)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err and fix in err, err
     assert not (work / "submission.csv").exists()
@@ -92,11 +92,11 @@ def test_missing_member_predictions_are_refused(member_test_probs, tiny_work):
 
     _, probs = member_test_probs
     with pytest.raises(UserFacingError, match="wave1d_cpu"):
-        load_stacker(tiny_work / "stack").apply({k: v for k, v in probs.items() if k != "wave1d_cpu"})
+        load_stacker(tiny_work).apply({k: v for k, v in probs.items() if k != "wave1d_cpu"})
 
 
 def test_hints_quote_the_recorded_make_oof_line_of_a_variant():
-    from oof.infer import retrain_command
+    from submission.infer import retrain_command
 
     variant = {"make_oof": {"MODEL": "wave1d_cpu", "ARGS": "name=wave1d_cpu_s1 seed=1"}}
     expected = 'make oof MODEL=wave1d_cpu FOLDS=2 ARGS="name=wave1d_cpu_s1 seed=1"'

@@ -12,12 +12,9 @@ import pytest
 from scipy import signal as sps
 from scipy.stats import mannwhitneyu
 
-from features import synth
-from features.__main__ import main as features_main
-from features.errors import DataError
-from features.kaggle_data import KaggleFolder
-from features.labels import add_vote_targets
-from features.schema import (
+from core.cli import main as cli
+from core.errors import DataError
+from core.schema import (
     CONSENSUS_NAMES,
     EEG_COLUMNS,
     HIGH_VOTE_MIN,
@@ -28,6 +25,9 @@ from features.schema import (
     TRAIN_COLUMNS,
     VOTE_COLUMNS,
 )
+from features.kaggle_data import KaggleFolder
+from features.labels import add_vote_targets
+from synthetic import eeg as synth
 
 # Written out here rather than imported, so that the spectrogram check is independent of synth.py.
 CHAINS = {
@@ -245,8 +245,8 @@ def test_same_seed_same_output_whatever_the_worker_count(tmp_path):
 def test_cli_overwrites_its_own_output_but_refuses_other_folders(tmp_path, capsys):
     out = tmp_path / "synthetic"
     args = ["synth", str(out), "--n-eegs", "2", "--n-test", "1", "--seed", "1", "--jobs", "1"]
-    assert features_main(args) == 0
-    assert features_main(args) == 0  # a previous synthetic output is replaced
+    assert cli(args) == 0
+    assert cli(args) == 0  # a previous synthetic output is replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]  # nothing left beside it
     foreign = tmp_path / "mine"
     foreign.mkdir()
@@ -257,7 +257,7 @@ def test_cli_overwrites_its_own_output_but_refuses_other_folders(tmp_path, capsy
     assert "\n" not in message and str(foreign) in message
     assert (foreign / "notes.txt").read_text() == "keep me"
     capsys.readouterr()
-    assert features_main(["synth", str(foreign), "--n-eegs", "2"]) == 2
+    assert cli(["synth", str(foreign), "--n-eegs", "2"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 

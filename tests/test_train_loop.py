@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
+from core.metric import class_prior_predictions, kl_divergence
 from oof.augment import AugmentConfig, BatchAugmenter
 from oof.losses import kl_loss
 from oof.lr_schedule import warmup_cosine
-from oof.metric import class_prior_predictions, kl_divergence
-from oof.train_loop import SimulatedKill, TrainConfig, fit_fold, predict
+from oof.train_loop import FoldData, SimulatedKill, TrainConfig, fit_fold, predict
 
 SWAP = [1, 0, 3, 2]
 
@@ -70,9 +70,10 @@ AUGMENTER = BatchAugmenter(AugmentConfig(swap_p=0.5, time_shift_frac=0.1, time_m
                                          mixup_p=0.5), SWAP, is_image=True)
 
 
-def fit(run_dir, cfg=None, model=None, **kwargs):
+def fit(run_dir, cfg=None, model=None, augmenter=None, stop_after_epoch=None):
     model = model or TinyNet()
-    return model, fit_fold(model, make_train_loader, VALID_LOADER, cfg or config(), run_dir, "cpu", **kwargs)
+    data = FoldData(make_train_loader, VALID_LOADER, augmenter)
+    return model, fit_fold(model, data, cfg or config(), run_dir, "cpu", stop_after_epoch=stop_after_epoch)
 
 
 # --- loss and schedule ---------------------------------------------------------------------------
@@ -138,7 +139,7 @@ def test_best_epoch_is_argmin_of_the_chosen_kl(tmp_path, select_on):
 
 def test_select_high_falls_back_to_all_rows_without_high_votes(tmp_path):
     low = [{**b, "n_votes": torch.ones_like(b["n_votes"])} for b in VALID_LOADER]
-    result = fit_fold(TinyNet(), make_train_loader, low, config(stage2_epochs=0), tmp_path, "cpu")
+    result = fit_fold(TinyNet(), FoldData(make_train_loader, low), config(stage2_epochs=0), tmp_path, "cpu")
     assert all(math.isnan(row["kl_high"]) for row in result.history)
     assert result.best_epoch == int(np.argmin([row["kl_all"] for row in result.history]))
 
@@ -170,7 +171,7 @@ def test_gpu_branches_and_waveforms_run_on_cpu(tmp_path):
     """bf16 autocast, channels_last and an on-device input transform (no GPU here: forced on the CPU)."""
     upsample = lambda x: nn.functional.interpolate(x, scale_factor=2, mode="bilinear")
     cfg = config(epochs=1, stage2_epochs=0, amp="bf16", channels_last="on")
-    result = fit_fold(TinyNet(), make_train_loader, VALID_LOADER, cfg, tmp_path / "image", "cpu", to_input=upsample)
+    result = fit_fold(TinyNet(), FoldData(make_train_loader, VALID_LOADER, to_input=upsample), cfg, tmp_path / "image", "cpu")
     assert np.isfinite(result.valid_probs).all()
 
     wave_net = nn.Sequential(nn.Conv1d(4, 8, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 6))
@@ -179,7 +180,7 @@ def test_gpu_branches_and_waveforms_run_on_cpu(tmp_path):
                                             mixup_p=0.5), SWAP, is_image=False)
     waves = lambda epoch, stage: [{**b, "x": to_wave(b["x"])} for b in make_train_loader(epoch, stage)]
     valid = [{**b, "x": to_wave(b["x"])} for b in VALID_LOADER]
-    result = fit_fold(wave_net, waves, valid, config(epochs=2), tmp_path / "wave", "cpu", augmenter=wave_aug)
+    result = fit_fold(wave_net, FoldData(waves, valid, wave_aug), config(epochs=2), tmp_path / "wave", "cpu")
     assert result.valid_probs.shape == (64, 6)
 
 
@@ -200,7 +201,7 @@ def test_done_json_short_circuits(tmp_path):
         raise AssertionError("a finished fold must not train again")
 
     model = TinyNet(seed=3)
-    again = fit_fold(model, no_training, VALID_LOADER, config(stage2_epochs=0), tmp_path, "cpu")
+    again = fit_fold(model, FoldData(no_training, VALID_LOADER), config(stage2_epochs=0), tmp_path, "cpu")
     assert again.best_epoch == first.best_epoch and again.best_kl_all == first.best_kl_all
     assert np.array_equal(again.valid_probs, first.valid_probs)
     assert again.history == first.history

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from joblib import parallel_config
 
+from core.errors import DataError, UserFacingError
+from core.schema import EEG_COLUMNS
 from features import cache, spec_tables
 from features.cache import cache_dir, load_cached_view, prepare_view
-from features.errors import DataError, UserFacingError
 from features.kaggle_data import KaggleFolder
 from features.kaggle_spectrogram import swap_spectrogram_table
 from features.mapped import MappedArray
 from features.montage import swap_hemispheres, swap_referential
-from features.schema import EEG_COLUMNS
 from features.views import VIEWS, compute_view, get_view
 from tests.kaggle_layout import make_folder, write_eeg
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 from models.heads import Classifier, ClassifierHead
 from models.wave1d import create_wave1d
 

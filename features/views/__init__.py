@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
-from features.schema import EEG_RATE_HZ
+from core.schema import EEG_RATE_HZ
 from features.views import eeg_spec, kaggle_spec, wave  # noqa: F401  (each registers its views)
 from features.views.base import VIEWS, ViewBase, get_view, register_view
 from features.views.eeg_spec import EegSpecView
@@ -28,7 +29,7 @@ from features.views.wave import WaveView
 View = ViewBase
 
 __all__ = ["VIEWS", "View", "ViewBase", "EegSpecView", "KaggleSpecView", "WaveView", "compute_view", "get_view",
-           "register_view"]
+           "register_view", "zeros_batch"]
 
 
 def compute_view(view: str | View, eeg_windows: np.ndarray | None = None, spec_windows: np.ndarray | None = None,
@@ -45,3 +46,10 @@ def compute_view(view: str | View, eeg_windows: np.ndarray | None = None, spec_w
         raise ValueError(f"view {view.name} needs {view.source} windows")
     starts = None if offsets_s is None else np.round(np.asarray(offsets_s) * EEG_RATE_HZ).astype(np.int64)
     return view.compute(windows, starts)
+
+
+def zeros_batch(names: Sequence[str]) -> torch.Tensor:
+    """A (1, C, ...) batch of zeros shaped like the named views concatenated on channels (as a loader
+    gives them): enough to find the input width of a model without any data."""
+    views = [get_view(n) for n in names]
+    return torch.zeros(1, sum(v.output_shape()[0] for v in views), *views[0].output_shape()[1:])

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 from features.montage import swap_index
 
 

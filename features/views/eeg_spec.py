@@ -8,9 +8,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from core.schema import CHAINS
 from features.eeg_spectrogram import SpectrogramConfig, eeg_spectrogram, frame_starts
 from features.filters import SignalConfig, bipolar_signals
-from features.schema import CHAINS
 from features.views.base import ViewBase, register_view
 
 

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.schema import CHAINS, SPEC_WINDOW_ROWS
 from features.kaggle_spectrogram import FREQS_PER_CHAIN, KaggleSpecConfig, chain_layout, kaggle_spectrogram_view
-from features.schema import CHAINS, SPEC_WINDOW_ROWS
 from features.views.base import ViewBase, register_view
 
 

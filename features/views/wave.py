@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.schema import EEG_RATE_HZ, EEG_WINDOW_SAMPLES
 from features.filters import SignalConfig
 from features.images import waveform
 from features.montage import bipolar_names
-from features.schema import EEG_RATE_HZ, EEG_WINDOW_SAMPLES
 from features.views.base import ViewBase, register_view
 
 

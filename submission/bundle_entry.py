@@ -23,7 +23,7 @@ from pathlib import Path
 KAGGLE_DATA = Path("/kaggle/input/hms-harmful-brain-activity-classification")
 KAGGLE_INPUT = Path("/kaggle/input")
 BUNDLE_MARK = Path("work") / "stack" / "stacker.json"  # a folder holding this is a bundle
-PACKAGES = ("features", "models", "oof", "stacking")  # hms-stack's top-level names: generic, so checked
+PACKAGES = ("core", "features", "models", "oof", "stacking", "submission")  # hms-stack's top-level names: generic, so checked
 
 
 def default_bundle() -> Path | None:
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         install_wheel(bundle)
     check_own_packages()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from features.errors import UserFacingError
-    from stacking.submit import build_submission
+    from core.errors import UserFacingError
+    from submission.submit import build_submission
 
     logging.getLogger(__name__).info("hms-stack from %s", Path(importlib.import_module("stacking").__file__).parent)
     try:

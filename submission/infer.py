@@ -11,50 +11,30 @@ from __future__ import annotations
 
 import json
 import logging
-import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from core.errors import UserFacingError
+from core.metric import normalise_rows
+from core.schema import TARGET_COLUMNS
+from core.work import Work
 from features import quality_notes
 from features.cache import as_cached
-from features.errors import UserFacingError
 from features.kaggle_data import KaggleFolder
-from features.schema import TARGET_COLUMNS
-from features.views import get_view
-from models.recipe import Recipe
-from models.registry import build_model, input_transform, is_image_recipe
+from features.views import get_view, zeros_batch
+from models.build import build_model, input_transform, model_input_channels
 from oof.datasets import ViewArrays, loader
-from oof.metric import normalise_rows
+from oof.recipe import Recipe, recipe_from_dict
 from oof.train_loop import predict
 
 log = logging.getLogger(__name__)
 
 CHUNK_RECORDINGS = 512  # recordings whose views are held at once: ~250 kB each per view in float16
-
-
-def recipe_from_dict(stored: dict) -> Recipe:
-    """The Recipe dataclass from its `to_dict()` form (JSON turns tuples into lists)."""
-    return _build(Recipe, stored)
-
-
-def _build(cls, values: dict):
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in values:
-            continue
-        kind, value = hints[f.name], values[f.name]
-        if is_dataclass(kind):
-            value = _build(kind, value)
-        elif typing.get_origin(kind) is tuple:
-            value = tuple(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
 
 
 @dataclass
@@ -65,17 +45,13 @@ class Member:
     recipe: Recipe
     models: list[torch.nn.Module]
 
-    @property
-    def is_image(self) -> bool:
-        return is_image_recipe(self.recipe)
-
     def to_input(self):
-        return input_transform(self.recipe)
+        return input_transform(self.recipe.model)
 
 
 def member_folds(work: Path, name: str) -> tuple[dict, list[int]]:
     """(NAME.json, its folds) or a one-line error saying how to get them."""
-    path = Path(work) / "oof" / f"{name}.json"
+    path = Work(work).oof_json(name)
     if not path.is_file():
         raise UserFacingError(f"{path} is missing: stack member {name} has no resolved config; run "
                               f"`make oof MODEL={name}` in this WORK folder, or rebuild the bundle")
@@ -91,39 +67,27 @@ def retrain_command(report: dict, name: str, fold: int | None = None) -> str:
     return f"make oof MODEL={recorded['MODEL']}{folds}{args}"
 
 
-def checkpoint_path(work: Path, name: str, fold: int) -> Path:
-    return Path(work) / "models" / name / f"fold{fold}" / "best.pt"
-
-
 def load_member(work: Path, name: str, device: torch.device) -> Member:
     report, folds = member_folds(work, name)
     recipe = recipe_from_dict(report["recipe"])
     if recipe.fingerprint() != report.get("recipe_fingerprint", recipe.fingerprint()):
-        raise UserFacingError(f"{Path(work) / 'oof' / (name + '.json')}: its recipe does not rebuild to the "
+        raise UserFacingError(f"{Work(work).oof_json(name)}: its recipe does not rebuild to the "
                               f"one it was trained with; rerun `{retrain_command(report, name)}` with this code "
                               f"version")
     # The weights come from best.pt: a pretrained file named by the recipe is neither needed nor present here.
     recipe = replace(recipe, model=replace(recipe.model, pretrained=""))
-    paths = [checkpoint_path(work, name, fold) for fold in folds]
+    paths = [Work(work).checkpoint(name, fold) for fold in folds]
     for fold, path in zip(folds, paths, strict=True):  # all checked before the (slow) model builds
         if not path.is_file():
             raise UserFacingError(f"{path} is missing: member {name} needs one checkpoint per fold {folds}; "
                                   f"run `{retrain_command(report, name, fold)}` or copy that folder into WORK/models")
-    in_chans = _input_channels(recipe)
+    in_chans = model_input_channels(recipe.model, zeros_batch(recipe.model.views))
     models = []
     for path in paths:
-        model = build_model(recipe, in_chans)
+        model = build_model(recipe.model, in_chans)
         model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
         models.append(model.to(device).eval())
     return Member(name, recipe, models)
-
-
-def _input_channels(recipe: Recipe) -> int:
-    """Channels the backbone sees: the views' channels, or 1 / C after image assembly."""
-    views = [get_view(v) for v in recipe.model.views]
-    sample = torch.zeros(1, sum(v.output_shape()[0] for v in views), *views[0].output_shape()[1:])
-    to_input = input_transform(recipe)
-    return (to_input(sample) if to_input else sample).shape[1]
 
 
 class MemoryViews(ViewArrays):

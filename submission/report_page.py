@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.artifacts import atomic_path
-from features.errors import UserFacingError
+from core.artifacts import atomic_path
+from core.errors import UserFacingError
+from core.metric import kl_per_row, score
+from core.schema import VOTE_COLUMNS
+from core.work import Work
 from features.kaggle_data import KaggleFolder
 from features.plot import find_row, plot_window
-from features.schema import VOTE_COLUMNS
-from oof.metric import kl_per_row, score
-from stacking import report_plots
 from stacking.members import MemberSet, load_members
 from stacking.report import baseline_table, member_table
+from submission import report_plots
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ N_EXAMPLES = 3
 
 def build_report(work: Path | str, data: Path | str, out: Path | None = None) -> Path:
     work, data = Path(work), Path(data)
-    out = Path(out) if out else work / "report"
+    out = Path(out) if out else Work(work).report_dir()
     stack_report = _read_stack_report(work)
     members = load_members(work, stack_report["members"])
     stacked = _stack_oof(work, members)
@@ -51,7 +52,7 @@ def build_report(work: Path | str, data: Path | str, out: Path | None = None) ->
 
 
 def _read_stack_report(work: Path) -> dict:
-    path = work / "stack" / "report.json"
+    path = Work(work).stack_report()
     if not path.is_file():
         raise UserFacingError(f"{path} is missing: run `make stack` in this WORK folder first")
     return json.loads(path.read_text())
@@ -59,7 +60,7 @@ def _read_stack_report(work: Path) -> dict:
 
 def _stack_oof(work: Path, members: MemberSet) -> np.ndarray:
     """The stack's OOF probabilities in the members' row order."""
-    path = work / "stack" / "oof.parquet"
+    path = Work(work).stack_oof()
     if not path.is_file():
         raise UserFacingError(f"{path} is missing: run `make stack` in this WORK folder first")
     frame = pd.read_parquet(path)

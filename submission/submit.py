@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import VOTE_COLUMNS
-from oof.infer import CHUNK_RECORDINGS, predict_test
-from oof.train_loop import resolve_device
+from core.device import resolve_device
+from core.schema import VOTE_COLUMNS
+from core.work import Work
+from features.submission_file import write_submission
 from stacking.saved_stacker import load_stacker
-from stacking.submission import write_submission
+from submission.infer import CHUNK_RECORDINGS, predict_test
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def build_submission(data: Path | str, work: Path | str, out: Path | str, device: str = "auto",
                      chunk: int = CHUNK_RECORDINGS) -> pd.DataFrame:
     """Predict the test set with every stack member, apply the saved stacker, write and validate `out`."""
-    stacker = load_stacker(Path(work) / "stack")
+    stacker = load_stacker(work)
     ids, member_probs = predict_test(Path(data), Path(work), stacker.members, resolve_device(device), chunk)
     frame = pd.DataFrame(stacker.apply(member_probs), columns=list(VOTE_COLUMNS))
     frame.insert(0, "eeg_id", ids.astype(np.int64))
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    out = args.out or args.work / "submission.csv"
+    out = args.out or Work(args.work).submission()
     submission = build_submission(args.data, args.work, out, args.device, args.chunk)
     seconds = time.perf_counter() - started
     print(f"wrote {out}: {len(submission)} test recordings in {seconds:.1f} s")

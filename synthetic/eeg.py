@@ -36,11 +36,10 @@ import pyarrow.parquet as pq
 import scipy.fft
 from joblib import Parallel, delayed
 
-from features.artifacts import write_json, write_parquet
-from features.errors import DataError, UserFacingError
-from features.labels import add_vote_targets, samples
-from features.montage import CHAIN_PAIRS
-from features.schema import (
+from core.artifacts import write_json, write_parquet
+from core.errors import DataError, UserFacingError
+from core.metric import class_prior_predictions, kl_divergence
+from core.schema import (
     CHAINS,
     CLASSES,
     CONSENSUS_NAMES,
@@ -59,11 +58,12 @@ from features.schema import (
     TRAIN_COLUMNS,
     VOTE_COLUMNS,
 )
-from oof.metric import class_prior_predictions, kl_divergence
+from features.labels import add_vote_targets, samples
+from features.montage import CHAIN_PAIRS
 
 log = logging.getLogger(__name__)
 
-GENERATOR = "features.synth"
+GENERATOR = "synthetic.eeg"
 GENERATOR_VERSION = 1
 MAX_RECORDINGS = 100_000  # five-digit patient ids run out beyond
 TRUTH_COLUMNS = tuple(f"true_{c}" for c in VOTE_COLUMNS)

@@ -24,10 +24,11 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from features.artifacts import code_version, write_json
-from features.errors import UserFacingError
-from oof.infer import checkpoint_path, member_folds, retrain_command
-from stacking.saved_stacker import STACKER_FILE, load_stacker
+from core.artifacts import code_version, write_json
+from core.errors import UserFacingError
+from core.work import Work
+from stacking.saved_stacker import load_stacker, side_files
+from submission.infer import member_folds, retrain_command
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ STORED = (".pt", ".whl")  # already compressed or incompressible: deflating them
 def build_bundle(work: Path | str, out: Path | None = None) -> Path:
     """Write the bundle folder (replacing an old one) and its zip beside it; return the folder."""
     work = Path(work)
-    out = Path(out) if out else work / "bundle"
-    stacker = load_stacker(work / "stack")  # refuses early when `make stack` has not saved one
+    out = Path(out) if out else Work(work).bundle_dir()
+    stacker = load_stacker(work)  # refuses early when `make stack` has not saved one
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=".bundle.", dir=out.parent))  # same file system: moved, not copied
     temp.chmod(0o755)  # mkdtemp's 0700 would survive the move
@@ -62,19 +63,19 @@ def build_bundle(work: Path | str, out: Path | None = None) -> Path:
 
 
 def copy_work_files(work: Path, dest: Path, members: list[str]) -> None:
-    stack = work / "stack"
-    for name in [STACKER_FILE, "report.json", *(p.name for p in stack.glob("lgbm_fold*.txt"))]:
-        if (stack / name).is_file():
-            _copy(stack / name, dest / "stack" / name)
+    work, dest = Work(work), Work(dest)
+    for path in [work.stacker(), work.stack_report(), *side_files(work)]:
+        if path.is_file():
+            _copy(path, dest.stack_dir() / path.name)
     for name in members:
         report, folds = member_folds(work, name)
-        _copy(work / "oof" / f"{name}.json", dest / "oof" / f"{name}.json")
+        _copy(work.oof_json(name), dest.oof_json(name))
         for fold in folds:
-            source = checkpoint_path(work, name, fold)
+            source = work.checkpoint(name, fold)
             if not source.is_file():
                 raise UserFacingError(f"{source} is missing: the bundle needs every fold checkpoint of member "
                                       f"{name}; run `{retrain_command(report, name, fold)}` first")
-            _copy(source, checkpoint_path(dest, name, fold))
+            _copy(source, dest.checkpoint(name, fold))
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -11,25 +11,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.artifacts import atomic_path
-from features.errors import UserFacingError
-from features.schema import SUBMISSION_COLUMNS, VOTE_COLUMNS
+from core.artifacts import atomic_path
+from core.errors import UserFacingError
+from core.schema import SUBMISSION_COLUMNS, VOTE_COLUMNS
+from features.kaggle_data import KaggleFolder
 
 SUM_TOLERANCE = 1e-6
 
 
 def expected_ids(data: Path | str) -> tuple[np.ndarray, Path]:
     """Test eeg_ids in submission order: sample_submission.csv, else test.csv."""
-    data = Path(data)
-    for name in ("sample_submission.csv", "test.csv"):
-        path = data / name
-        if path.is_file():
-            frame = pd.read_csv(path)
-            if "eeg_id" not in frame.columns:
-                raise UserFacingError(f"{path} has no eeg_id column; re-copy it from the Kaggle download")
-            return frame["eeg_id"].to_numpy(np.int64), path
-    raise UserFacingError(f"{data} has neither sample_submission.csv nor test.csv; pass the Kaggle data "
-                          f"folder with --data")
+    return KaggleFolder(data).submission_ids()
 
 
 def write_submission(frame: pd.DataFrame, data: Path | str, path: Path | str) -> pd.DataFrame:
@@ -65,7 +57,7 @@ def validate_submission(submission: pd.DataFrame | Path | str, data: Path | str)
             frame = pd.read_csv(submission)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             raise UserFacingError(f"{where} is not a readable CSV ({type(err).__name__}); write it with "
-                                  f"`python -m stacking`") from None
+                                  f"`make stack` or `make submission`") from None
     if list(frame.columns) != list(SUBMISSION_COLUMNS):
         raise UserFacingError(f"{where}: columns must be {', '.join(SUBMISSION_COLUMNS)} in that order, "
                               f"got {', '.join(map(str, frame.columns))}")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from features.artifacts import atomic_path
-from features.schema import CLASSES
+from core.artifacts import atomic_path
+from core.schema import CLASSES
 
 DPI = 90
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.schema import HIGH_VOTE_MIN
+from core.schema import HIGH_VOTE_MIN
 
 EPS = 1e-15
 

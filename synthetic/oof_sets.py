@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.artifacts import write_json, write_parquet
-from features.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.artifacts import write_json, write_parquet
+from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from core.work import Work
 from stacking.members import MemberSet
 
 N_CLASSES = len(VOTE_COLUMNS)
@@ -115,16 +116,16 @@ def write_synthetic_work(work: Path | str, n_rows: int = 2000, specs: list[Membe
     truth = table[[f"p_{i}" for i in range(N_CLASSES)]].to_numpy()
     test_truth = np.random.default_rng(seed + 1).dirichlet(np.full(N_CLASSES, 0.6), size=n_test)
     test_ids = 900_000 + np.arange(n_test)
-    write_parquet(work / "folds.parquet", table[["eeg_id", "label_id", "patient_id", "fold"]])
+    write_parquet(Work(work).folds(), table[["eeg_id", "label_id", "patient_id", "fold"]])
     for j, spec in enumerate(specs):
         oof = table[["eeg_id", "label_id", "fold"]].copy()
         preds = member_predictions(truth, spec, seed=seed * 1000 + j)
         oof[list(VOTE_COLUMNS)] = preds
         oof[list(TARGET_COLUMNS)] = table[list(TARGET_COLUMNS)].to_numpy()
         oof["n_votes"] = table["n_votes"].to_numpy()
-        write_parquet(work / "oof" / f"{spec.name}.parquet", oof)
-        write_json(work / "oof" / f"{spec.name}.json", {"config": {"synthetic": spec.__dict__}})
+        write_parquet(Work(work).oof(spec.name), oof)
+        write_json(Work(work).oof_json(spec.name), {"config": {"synthetic": spec.__dict__}})
         test = pd.DataFrame({"eeg_id": test_ids})
         test[list(VOTE_COLUMNS)] = member_predictions(test_truth, spec, seed=seed * 1000 + j + 500)
-        write_parquet(work / "test" / f"{spec.name}.parquet", test)
+        write_parquet(Work(work).test(spec.name), test)
     return table

@@ -1,0 +1,98 @@
+"""The command line: `hms-stack COMMAND` (and `python -m features|oof|stacking|submission|synthetic
+COMMAND` for one stage's commands). argparse subcommands with a working --help at every level;
+bad input ends in one line and exit code 2.
+
+The command table names each command's module by string: only the chosen command's module is
+imported (the others may pull in torch), and this ground-floor module imports none of them.
+A command module gives `add_arguments(parser)` and `run(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+from core.errors import UserFacingError
+
+
+class Command(NamedTuple):
+    name: str       # as `hms-stack NAME`
+    module: str
+    help: str
+    stage: str      # the package whose `python -m` lists it
+    stage_name: str  # its name there
+
+
+COMMANDS = (
+    Command("synth", "synthetic.eeg", "write a synthetic competition folder (Kaggle layout + truth/)",
+            "synthetic", "eeg"),
+    Command("oof-sets", "synthetic.oof_sets", "write synthetic OOF sets (WORK/oof, test, folds) for stacking",
+            "synthetic", "oof-sets"),
+    Command("summary", "features.summary", "rows, recordings, patients, classes, voters, prior KL of a data folder",
+            "features", "summary"),
+    Command("prepare", "features.cache", "compute and cache views for every label row and test eeg",
+            "features", "prepare"),
+    Command("plot", "features.plot", "write a PNG of one labelled window", "features", "plot"),
+    Command("folds", "oof.folds_cli", "make (or check) the shared folds file of a data folder", "oof", "folds"),
+    Command("models", "oof.recipes", "list the named recipes and backbones", "oof", "models"),
+    Command("oof", "oof.cv", "train a named recipe over the folds; write OOF, test predictions, checkpoints",
+            "oof", "run"),
+    Command("stack", "stacking.run", "fit the stackers on the OOF sets, choose one by honest CV on high-vote "
+                                     "rows; write WORK/stack/ and WORK/submission.csv", "stacking", "stack"),
+    Command("import", "stacking.importer", "turn an OOF (and test) file from elsewhere into an OOF set",
+            "stacking", "import"),
+    Command("submit", "submission.submit", "the submission from test files, fold checkpoints and the saved stacker",
+            "submission", "submit"),
+    Command("bundle", "submission.bundle", "the offline Kaggle bundle: checkpoints, recipes, stacker, code, infer.py",
+            "submission", "bundle"),
+    Command("report", "submission.report_page", "an HTML report of members, stackers and example recordings",
+            "submission", "report"),
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, with the grammar's hint (settings are key=value, not --flags)."""
+
+    def error(self, message: str):
+        hint = ""
+        if "unrecognized arguments" in message and "--" in message:
+            hint = "; settings are key=value (e.g. trials=20 epochs=3), see"
+        self.exit(2, f"{self.prog}: error: {message}{hint or '; see'} `{self.prog} --help`\n")
+
+
+def main(argv: list[str] | None = None, stage: str | None = None, default: str | None = None) -> int:
+    """`hms-stack ...` (stage None) or `python -m STAGE ...` (only that stage's commands)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    table = {(c.stage_name if stage else c.name): c for c in COMMANDS if stage in (None, c.stage)}
+    prog = f"python -m {stage}" if stage else "hms-stack"
+    if default and (not argv or argv[0] not in table) and argv[:1] not in (["-h"], ["--help"]):
+        argv = [default, *argv]
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0] if not stage else f"{stage} commands")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = table.get(argv[0]) if argv else None
+    module = importlib.import_module(chosen.module) if chosen else None
+    for name, command in table.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        if command is chosen:
+            module.add_arguments(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_main(lambda: module.run(args))
+
+
+def run_main(main_fn: Callable[[], object]) -> int:
+    """Run `main_fn`; a UserFacingError ends it in one line on stderr and exit code 2 (also for the benches)."""
+    try:
+        main_fn()
+    except UserFacingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

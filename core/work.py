@@ -1,0 +1,122 @@
+"""The WORK folder's layout: every file a stage reads or writes gets its path here (ARCHITECTURE.md).
+
+    work = Work("artifacts")
+    work.oof("mit_b1_spec")          -> artifacts/oof/mit_b1_spec.parquet
+    work.checkpoint("mit_b1_spec", 0) -> artifacts/models/mit_b1_spec/fold0/best.pt
+
+`LAYOUT` names each path pattern and the method that builds it; the README's outputs table is
+checked against it (tests/test_work_layout.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# pattern (as the README writes it) -> Work method; NAME = OOF set, K = fold
+LAYOUT = {
+    "folds.parquet": "folds",
+    "cache/<view>-<hash>/": "cache_dir",
+    "models/NAME/foldK/": "run_dir",
+    "oof/NAME.parquet": "oof",
+    "oof/NAME.json": "oof_json",
+    "test/NAME.parquet": "test",
+    "oof/shards/NAME.foldK.parquet": "oof_shard",
+    "test/shards/NAME.foldK.parquet": "test_shard",
+    "stack/": "stack_dir",
+    "submission.csv": "submission",
+    "bundle/": "bundle_dir",
+    "bundle.zip": "bundle_zip",
+    "report/": "report_dir",
+}
+
+STACKER_FILE = "stacker.json"
+
+
+class Work:
+    """Paths under one WORK folder. Nothing here touches the disk except `member_names`."""
+
+    def __init__(self, root: Path | str | Work):
+        self.root = root.root if isinstance(root, Work) else Path(root)
+
+    def __repr__(self) -> str:
+        return f"Work({str(self.root)!r})"
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.root)
+
+    # ---- folds and caches -------------------------------------------------------------
+    def folds(self) -> Path:
+        return self.root / "folds.parquet"
+
+    def cache_root(self) -> Path:
+        return self.root / "cache"
+
+    def cache_dir(self, view: str, key: str) -> Path:
+        return self.cache_root() / f"{view}-{key}"
+
+    # ---- model runs (the OOF contract) ------------------------------------------------
+    def oof_dir(self) -> Path:
+        return self.root / "oof"
+
+    def test_dir(self) -> Path:
+        return self.root / "test"
+
+    def oof(self, name: str) -> Path:
+        return self.oof_dir() / f"{name}.parquet"
+
+    def oof_json(self, name: str) -> Path:
+        return self.oof_dir() / f"{name}.json"
+
+    def test(self, name: str) -> Path:
+        return self.test_dir() / f"{name}.parquet"
+
+    def oof_shard(self, name: str, fold: int) -> Path:
+        return self.oof_dir() / "shards" / f"{name}.fold{fold}.parquet"
+
+    def test_shard(self, name: str, fold: int) -> Path:
+        return self.test_dir() / "shards" / f"{name}.fold{fold}.parquet"
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def run_dir(self, name: str, fold: int) -> Path:
+        return self.model_dir(name) / f"fold{fold}"
+
+    def checkpoint(self, name: str, fold: int) -> Path:
+        """The fold's best weights (a plain state_dict): what test-time inference loads."""
+        return self.run_dir(name, fold) / "best.pt"
+
+    def member_names(self) -> list[str]:
+        return sorted(p.stem for p in self.oof_dir().glob("*.parquet"))
+
+    # ---- stacking and what comes after ------------------------------------------------
+    def stack_dir(self) -> Path:
+        return self.root / "stack"
+
+    def stack_oof(self) -> Path:
+        return self.stack_dir() / "oof.parquet"
+
+    def stack_test(self) -> Path:
+        return self.stack_dir() / "test.parquet"
+
+    def stack_report(self) -> Path:
+        return self.stack_dir() / "report.json"
+
+    def stacker(self) -> Path:
+        return self.stack_dir() / STACKER_FILE
+
+    def optuna_db(self) -> Path:
+        return self.stack_dir() / "optuna.db"
+
+    def submission(self) -> Path:
+        return self.root / "submission.csv"
+
+    def bundle_dir(self) -> Path:
+        return self.root / "bundle"
+
+    def bundle_zip(self) -> Path:
+        return self.root / "bundle.zip"
+
+    def report_dir(self) -> Path:
+        return self.root / "report"

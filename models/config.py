@@ -1,0 +1,17 @@
+"""What a model is: the backbone by name, its input views and image layout, the head. Part of a recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "mit_b0"             # a name in models.backbones (MiT, 1D nets, or any timm model)
+    views: tuple[str, ...] = ("eeg_spec",)  # cached views (features.views), concatenated on channels
+    image_layout: str = "tile"           # tile: chains tiled into one image; stack: chains as channels
+    image_size: int = 512                # side of the square image fed to 2D backbones
+    pretrained: str = ""                 # local checkpoint file; nothing is ever downloaded
+    drop_path_rate: float = 0.1
+    head_pool: str = "last_avg"
+    dropout: float = 0.2

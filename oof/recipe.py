@@ -1,0 +1,88 @@
+"""A recipe: everything that defines one model run (model, data, training, augmentation), typed and
+overridable by `key=value` (core.config); named recipes live in oof.recipes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from core.config import apply_settings, expand_config_files, split_items
+from core.errors import UserFacingError
+from models.config import ModelConfig
+from oof.augment import AugmentConfig
+from oof.train_loop import TrainConfig
+
+__all__ = ["DataConfig", "ModelConfig", "Recipe", "apply_overrides"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    n_folds: int = 5
+    high_vote_min: int = 10              # stage 2 trains on rows with at least this many voters
+    vote_weighting: str = "none"         # loss weight per row: none | sqrt | linear (votes/20, capped at 1)
+    tta_swap: bool = True                # test-time augmentation: mean with the hemisphere-swapped input
+    max_train_recordings: int = 0        # 0 = all; a cap for quick experiments
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the trained weights (not the description)."""
+        payload = {k: v for k, v in self.to_dict().items() if k != "description"}
+        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+SECTIONS = ("model", "data", "train", "augment")
+
+
+def apply_overrides(recipe: Recipe, overrides: list[str] | str) -> Recipe:
+    """Return `recipe` with `key=value` overrides (and `config=FILE` settings) applied."""
+    for key, value in expand_config_files(split_items(overrides)):
+        if key == "name":  # a variant (another seed, view, size) gets its own OOF files and can be stacked
+            recipe = _renamed(recipe, str(value))
+        elif key == "description":
+            raise UserFacingError("setting description: a recipe's description is not a setting")
+        else:
+            recipe = apply_settings(recipe, [(key, value)], what=f"recipe {recipe.name}")
+    return recipe
+
+
+def _renamed(recipe: Recipe, name: str) -> Recipe:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UserFacingError(f"override name={name}: use letters, digits, '_', '.' or '-' (it names files)")
+    return replace(recipe, name=name, description=f"{recipe.description} (variant {name} of {recipe.name})")
+
+
+def recipe_from_dict(stored: dict) -> Recipe:
+    """The Recipe dataclass from its `to_dict()` form (JSON turns tuples into lists)."""
+    return _build(Recipe, stored)
+
+
+def _build(cls, values: dict):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in values:
+            continue
+        kind, value = hints[f.name], values[f.name]
+        if is_dataclass(kind):
+            value = _build(kind, value)
+        elif typing.get_origin(kind) is tuple:
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

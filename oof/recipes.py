@@ -1,0 +1,142 @@
+"""Named recipes: `mit_b1_spec` -> a Recipe. Adding a model is adding a name here (a function whose
+name is the recipe's name, returning overrides of a base recipe), not a file.
+
+`make models` (`python -m oof models`) lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Callable
+from dataclasses import replace
+
+from core.errors import UserFacingError
+from models.config import ModelConfig
+from oof.augment import AugmentConfig
+from oof.recipe import DataConfig, Recipe, apply_overrides
+from oof.train_loop import TrainConfig
+
+RECIPES: dict[str, Callable[[], Recipe]] = {}
+
+
+def register(fn: Callable[[], Recipe]) -> Callable[[], Recipe]:
+    """The function's name is the recipe's name (typed once)."""
+    if fn.__name__ in RECIPES:
+        raise ValueError(f"recipe {fn.__name__!r} registered twice")
+    RECIPES[fn.__name__] = fn
+    return fn
+
+
+def _gpu_train(**kw) -> TrainConfig:
+    base = dict(epochs=12, stage2_epochs=4, stage2_lr_scale=0.3, lr=5e-4, weight_decay=1e-2, warmup_frac=0.05,
+                batch_size=32, grad_clip=1.0, ema_decay=0.999, num_workers=4)
+    return TrainConfig(**{**base, **kw})
+
+
+def _cpu_train(**kw) -> TrainConfig:
+    base = dict(epochs=6, stage2_epochs=2, stage2_lr_scale=0.3, lr=1e-3, weight_decay=1e-2, warmup_frac=0.1,
+                batch_size=16, grad_clip=1.0, ema_decay=0.0, num_workers=0)
+    return TrainConfig(**{**base, **kw})
+
+
+GPU_AUGMENT = AugmentConfig(swap_p=0.5, time_shift_frac=0.1, time_mask_p=0.3, freq_mask_p=0.3, mixup_p=0.3)
+CPU_AUGMENT = AugmentConfig(swap_p=0.5, time_shift_frac=0.05, time_mask_p=0.2, freq_mask_p=0.2, mixup_p=0.0)
+
+
+def _spec(backbone: str, views: tuple[str, ...], description: str, **model) -> Recipe:
+    return Recipe(name="", description=description,
+                  model=ModelConfig(backbone=backbone, views=views, image_size=512, **model),
+                  train=_gpu_train(), augment=GPU_AUGMENT)
+
+
+@register
+def mit_b0_spec() -> Recipe:
+    return _spec("mit_b0", ("eeg_spec",), "MiT-b0 on EEG spectrogram images (50 s + zoomed 10 s, 4 chains)")
+
+
+@register
+def mit_b1_spec() -> Recipe:
+    return _spec("mit_b1", ("eeg_spec",), "MiT-b1 on EEG spectrogram images")
+
+
+@register
+def mit_b2_spec() -> Recipe:
+    r = _spec("mit_b2", ("eeg_spec",), "MiT-b2 on EEG spectrogram images")
+    return replace(r, train=replace(r.train, batch_size=24, lr=3e-4))
+
+
+@register
+def mit_b0_kspec() -> Recipe:
+    return _spec("mit_b0", ("kaggle_spec",), "MiT-b0 on the 10-minute Kaggle spectrograms")
+
+
+@register
+def mit_b1_mix() -> Recipe:
+    return _spec("mit_b1", ("eeg_spec", "kaggle_spec"), "MiT-b1 on EEG and Kaggle spectrograms tiled together")
+
+
+@register
+def wave1d() -> Recipe:
+    return Recipe(name="", description="WaveNet-style 1D CNN + BiGRU on the raw bipolar waveform",
+                  model=ModelConfig(backbone="wave1d", views=("wave",), drop_path_rate=0.0),
+                  train=_gpu_train(lr=1e-3, batch_size=64), augment=GPU_AUGMENT)
+
+
+# ---- CPU presets: the demo and the tests; minutes on 2 cores --------------------------------
+def _cpu(base: str, views: tuple[str, ...], **model) -> Recipe:
+    recipe = get_recipe(base)
+    return replace(recipe, description=f"CPU preset of {base}: small views, few epochs",
+                   model=replace(recipe.model, views=views, pretrained="", **model),
+                   train=_cpu_train(), augment=CPU_AUGMENT, data=DataConfig(tta_swap=True))
+
+
+@register
+def mit_b0_spec_cpu() -> Recipe:
+    return _cpu("mit_b0_spec", ("eeg_spec_tiny",), image_size=128, drop_path_rate=0.0)
+
+
+@register
+def mit_b0_kspec_cpu() -> Recipe:
+    return _cpu("mit_b0_kspec", ("kaggle_spec_tiny",), image_size=128, drop_path_rate=0.0)
+
+
+@register
+def wave1d_cpu() -> Recipe:
+    return _cpu("wave1d", ("wave_tiny",), backbone="wave1d_tiny")
+
+
+def get_recipe(name: str, overrides: list[str] | str = ()) -> Recipe:
+    if name not in RECIPES:
+        close = difflib.get_close_matches(name, list(RECIPES), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserFacingError(f"no recipe named {name!r}{hint}; `make models` lists them")
+    return apply_overrides(replace(RECIPES[name](), name=name), overrides)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="print each recipe's resolved settings")
+    parser.add_argument("--backbones", action="store_true", help="list the backbone families and their names")
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.backbones:
+        print(describe_backbones())
+        return
+    width = max(len(n) for n in RECIPES)
+    for name in RECIPES:
+        recipe = get_recipe(name)
+        print(f"{name:<{width}}  {recipe.model.backbone:<11} {','.join(recipe.model.views):<22} {recipe.description}")
+        if args.verbose:
+            print(f"{'':<{width}}  {recipe.to_dict()}")
+
+
+def describe_backbones() -> str:
+    from models.backbones import FAMILIES
+    from models.build import find_family  # noqa: F401  (imports every family so that it registers)
+
+    lines = []
+    for family in FAMILIES.values():
+        names = "any name timm.list_models() knows" if family.catch_all else ", ".join(family.names())
+        lines.append(f"{family.name:<10} {family.kind}  {names}")
+    return "\n".join(lines)
