@@ -43,6 +43,14 @@ def band_limited(n: int = 1, seed: int = 2, below_hz: float = 24.0) -> np.ndarra
     return (x * 30 / x.std()).astype(np.float32)
 
 
+def with_gap_and_artifact(eeg: np.ndarray) -> np.ndarray:
+    """NaN in C3 for 3 s (filled with 0 before any filter) and a 5000 µV artifact in Fp1 (clipped at 1024)."""
+    eeg = eeg.copy()
+    eeg[0, 4000:4600, EEG_COLUMNS.index("C3")] = np.nan
+    eeg[0, 6000:6040, EEG_COLUMNS.index("Fp1")] = 5000.0
+    return eeg
+
+
 def pairs_of(eeg: np.ndarray) -> np.ndarray:
     """(n, T, 20) -> (n, 16, T) float64 bipolar pairs, NaN as 0, clipped at 1024 µV, in numpy."""
     x, _ = fill_missing(bipolar_montage(eeg.astype(np.float64)))
@@ -83,9 +91,7 @@ def scipy_raw(eeg: np.ndarray, down: int) -> np.ndarray:
 @pytest.mark.parametrize(("name", "down", "make"), [("raw_image", 1, referential), ("raw_image", 1, sinusoids),
                                                      ("raw_image_tiny", 4, band_limited)])
 def test_raw_image_is_the_sosfiltfilt_band_pass_inside_the_window(name, down, make):
-    eeg = make()
-    if make is referential:
-        eeg[0, 4000:4600, EEG_COLUMNS.index("C3")] = np.nan  # filled with 0 before the filter, as scipy's input
+    eeg = with_gap_and_artifact(make()) if make is referential else make()
     out = compute_view(name, eeg_windows=eeg)
     flat = out.reshape(*out.shape[:2], -1)
     expected = scipy_raw(eeg, down)
@@ -158,9 +164,7 @@ def reference_pair_images(eeg: np.ndarray, name: str) -> np.ndarray:
 @pytest.mark.parametrize("name", SPEC_VIEWS)
 @pytest.mark.parametrize("make", [referential, sinusoids])
 def test_pair_spectrograms_match_scipy_stft(name, make):
-    eeg = make(1)
-    if make is referential:
-        eeg[0, 4000:4600, EEG_COLUMNS.index("C3")] = np.nan
+    eeg = with_gap_and_artifact(make(1)) if make is referential else make(1)
     np.testing.assert_allclose(compute_view(name, eeg_windows=eeg), reference_pair_images(eeg, name), atol=2e-4)
 
 
