@@ -3,6 +3,8 @@ hemisphere swap, the fixed dB scale, a sinusoid in one pair, window sharing, and
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +81,15 @@ def test_swapped_eeg_gives_the_view_with_its_channels_permuted(name):
     mirrored = compute_view(name, eeg_windows=swap_referential(eeg))
     np.testing.assert_allclose(mirrored, swap_hemispheres(compute_view(name, eeg_windows=eeg), view.swap_index, 1),
                                atol=1e-5)
+
+
+def test_read_only_windows_are_computed_without_a_warning():
+    eeg = referential(1, seed=10)
+    expected = compute_view("pair_stft_tiny", eeg_windows=eeg)
+    eeg.flags.writeable = False  # as a memory-mapped cache file gives them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(compute_view("pair_stft_tiny", eeg_windows=eeg), expected)
 
 
 # ---- raw image ---------------------------------------------------------------------------------

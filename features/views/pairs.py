@@ -85,7 +85,9 @@ class _TorchView(ViewBase):
 
     def compute(self, windows: np.ndarray, starts: np.ndarray | None) -> np.ndarray:
         with torch.inference_mode():
-            return self.transform(torch.from_numpy(np.asarray(windows, dtype=np.float32)), starts).numpy()
+            # A read-only array (a memory-mapped file) is copied: torch.from_numpy warns on those.
+            eeg = torch.from_numpy(np.require(windows, dtype=np.float32, requirements="W"))
+            return self.transform(eeg, starts).numpy()
 
 
 @dataclass(frozen=True)
