@@ -1,7 +1,8 @@
 """EEG spectrogram images in torch: STFT or mel log-power per chain, batched, on the input's device.
 
 One image per chain is the mean over the chain's 4 bipolar pairs of each pair's dB image (as the
-public notebooks do: log first, so one loud pair does not drown the other three). An image covers
+public notebooks do: log first, so one loud pair does not drown the other three); `per_pair` keeps
+the 16 pair images instead (features.views.pairs). An image covers
 a centred segment of the window (the whole 50 s, or the labelled centre 10 s) with `width` frames
 laid out symmetrically inside the window, so a frame never reaches past the window's edges and a
 window cut from a long recording gives the same image as a 50 s test recording. Frequency rows run
@@ -169,8 +170,9 @@ def frame_db(frames: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
     return (power @ _on(frequency_matrix(cfg), frames).T).clamp_min_(1e-10).log10_().mul_(10.0)
 
 
-def db_to_image(db: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
-    """(B, width, P >= 16, height) pair dB -> (B, 4, height, width) chain images."""
+def db_to_image(db: torch.Tensor, cfg: SpectrogramConfig, per_pair: bool = False) -> torch.Tensor:
+    """(B, width, P >= 16, height) pair dB -> (B, 4, height, width) chain images, or with `per_pair`
+    (B, 16, height, width) pair images (the chain mean left out; the per-pair views)."""
     if cfg.reference not in ("window", "pair", "fixed"):
         raise ValueError(f"spectrogram reference must be 'window', 'pair' or 'fixed', got {cfg.reference!r}")
     db = db[:, :, : len(CHAINS) * PAIRS_PER_CHAIN]
@@ -180,12 +182,14 @@ def db_to_image(db: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
     else:
         peak = db.amax(dim=(1, 2, 3) if cfg.reference == "window" else (1, 3), keepdim=True)
     db = (db - peak).clamp_(min=-cfg.top_db)
-    image = db.unflatten(2, (len(CHAINS), PAIRS_PER_CHAIN)).mean(dim=3)  # (B, width, 4, height)
+    image = db if per_pair else db.unflatten(2, (len(CHAINS), PAIRS_PER_CHAIN)).mean(dim=3)  # (B, width, 4, height)
     return image.add_(cfg.db_offset).div_(cfg.db_scale).permute(0, 2, 3, 1).contiguous()
 
 
-def chain_images(bipolar: torch.Tensor, cfg: SpectrogramConfig, offsets: np.ndarray | None = None) -> torch.Tensor:
-    """(B, P >= 16, T) bipolar windows -> (B, 4, height, width) images, chains in CHAINS order.
+def chain_images(bipolar: torch.Tensor, cfg: SpectrogramConfig, offsets: np.ndarray | None = None,
+                 per_pair: bool = False) -> torch.Tensor:
+    """(B, P >= 16, T) bipolar windows -> (B, 4, height, width) images, chains in CHAINS order
+    (with `per_pair`: (B, 16, height, width), one image per bipolar pair).
 
     `offsets` (B,) are the windows' first samples in one shared recording: frames at the same
     recording sample are then transformed once.
@@ -194,19 +198,20 @@ def chain_images(bipolar: torch.Tensor, cfg: SpectrogramConfig, offsets: np.ndar
     samples = bipolar.float().unfold(-1, cfg.win_length, 1)  # (B, P, T - win + 1, win), a view
     if offsets is None:
         frames = samples[:, :, _on(starts, bipolar)].transpose(1, 2)  # (B, width, P, win)
-        return db_to_image(frame_db(frames, cfg), cfg)
+        return db_to_image(frame_db(frames, cfg), cfg, per_pair)
     at = np.asarray(offsets, dtype=np.int64)[:, None] + starts[None, :]  # recording sample of each frame
     _, first, inverse = np.unique(at.ravel(), return_index=True, return_inverse=True)
     window, frame = np.divmod(first, cfg.width)
     frames = samples[_on(window, bipolar), :, _on(starts[frame], bipolar)]  # (unique frames, P, win)
-    return db_to_image(frame_db(frames, cfg)[_on(inverse.reshape(at.shape), bipolar)], cfg)
+    return db_to_image(frame_db(frames, cfg)[_on(inverse.reshape(at.shape), bipolar)], cfg, per_pair)
 
 
 def eeg_spectrogram(bipolar: torch.Tensor, resolutions: tuple[SpectrogramConfig, ...],
-                    offsets: np.ndarray | None = None) -> torch.Tensor:
-    """(B, P, T) -> (B, 4 * len(resolutions), height, width): each resolution's 4 chain images in turn.
+                    offsets: np.ndarray | None = None, per_pair: bool = False) -> torch.Tensor:
+    """(B, P, T) -> (B, 4 * len(resolutions), height, width): each resolution's 4 chain images in turn
+    (with `per_pair`: its 16 pair images, (B, 16 * len(resolutions), height, width)).
 
     Always float32, also inside a bf16 autocast region (power spans 8 decades before the log).
     """
     with torch.autocast(bipolar.device.type, enabled=False):
-        return torch.cat([chain_images(bipolar, cfg, offsets) for cfg in resolutions], dim=1)
+        return torch.cat([chain_images(bipolar, cfg, offsets, per_pair) for cfg in resolutions], dim=1)

@@ -42,13 +42,22 @@ def tile_channels(x: torch.Tensor, size: int | tuple[int, int], rows: int = len(
     return resize(grid, (height, width))  # only when size is not a multiple of the grid
 
 
+def stack_rows(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, *size): channel c's H rows become image rows c * H .. (c + 1) * H - 1 (the raw
+    EEG image: each pair's signal folded into H rows, pairs top to bottom), then resized."""
+    return resize(x.flatten(1, 2).unsqueeze(1), size)
+
+
 def assemble_image(x: torch.Tensor, layout: str = "tile", size: int | tuple[int, int] = 512) -> torch.Tensor:
-    """Batch of image views (B, C, H, W) -> backbone input: "tile" (B, 1, *size) or "stack" (B, C, *size)."""
+    """Batch of image views (B, C, H, W) -> backbone input: "tile" (B, 1, *size), "stack" (B, C, *size) or
+    "rows" (B, 1, *size). `size`: side of a square, or (height, width)."""
     if layout == "tile":
         return tile_channels(x, size)
     if layout == "stack":
         return resize(x, size)
-    raise ValueError(f"image layout must be 'tile' or 'stack', got {layout!r}")
+    if layout == "rows":
+        return stack_rows(x, size)
+    raise ValueError(f"image layout must be 'tile', 'stack' or 'rows', got {layout!r}")
 
 
 def waveform(eeg: np.ndarray, signal: SignalConfig, rate_hz: float, scale_uv: float,

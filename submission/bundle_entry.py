@@ -23,7 +23,8 @@ from pathlib import Path
 KAGGLE_DATA = Path("/kaggle/input/hms-harmful-brain-activity-classification")
 KAGGLE_INPUT = Path("/kaggle/input")
 BUNDLE_MARK = Path("work") / "stack" / "stacker.json"  # a folder holding this is a bundle
-PACKAGES = ("core", "features", "models", "oof", "stacking", "submission")  # hms-stack's top-level names: generic, so checked
+# hms-stack's top-level names: generic, so checked
+PACKAGES = ("core", "features", "models", "oof", "stacking", "submission")
 
 
 def default_bundle() -> Path | None:

@@ -46,3 +46,12 @@ def test_waveform_is_bipolar_decimated_scaled_with_a_mask_channel():
     mask = out[:, 16]
     assert mask[0].max() == 0 and abs(mask[1, 1100:1400].mean() - 2 / 16) < 0.01
     assert waveform(eeg, SignalConfig(), rate_hz=50, scale_uv=32.0, nan_mask=False).shape == (2, 16, 2500)
+
+
+def test_rows_stack_each_channels_rows_top_to_bottom_and_resize_to_height_width():
+    x = torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4).expand(2, 2, 3, 4)  # value = (c*3 + r)*4 + col
+    image = assemble_image(x, "rows", (6, 4))
+    assert image.shape == (2, 1, 6, 4)
+    assert image[0, 0, :, 0].tolist() == [0, 4, 8, 12, 16, 20]  # channel 0 rows 0..2, then channel 1 rows 0..2
+    assert assemble_image(x, "rows", (12, 8)).shape == (2, 1, 12, 8)
+    assert assemble_image(x, "rows", 16).shape == (2, 1, 16, 16)

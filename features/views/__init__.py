@@ -10,6 +10,12 @@
 | kaggle_spec_tiny| spectrogram | (4, 25, 75)        | same, 4x4 average-pooled                    |
 | wave            | eeg         | (17, 2500)         | 16 bipolar pairs at 50 Hz + NaN share       |
 | wave_tiny       | eeg         | (17, 1000)         | same at 20 Hz, 0.5-8 Hz                     |
+| raw_image       | eeg         | (16, 10, 1000)     | 16 bipolar pairs, 200 Hz, 10 rows per pair  |
+| raw_image_tiny  | eeg         | (16, 5, 500)       | same at 50 Hz, 5 rows per pair              |
+| pair_stft       | eeg         | (32, 51, 198)      | 16 pairs @ 50 s, then @ centre 10 s; STFT   |
+| pair_stft_tiny  | eeg         | (32, 32, 64)       | same, small                                 |
+| pair_mel        | eeg         | (32, 64, 309)      | same, 64 mel bands 0.53-30 Hz               |
+| pair_mel_tiny   | eeg         | (32, 32, 64)       | same, small                                 |
 """
 
 from __future__ import annotations
@@ -20,16 +26,17 @@ import numpy as np
 import torch
 
 from core.schema import EEG_RATE_HZ
-from features.views import eeg_spec, kaggle_spec, wave  # noqa: F401  (each registers its views)
+from features.views import eeg_spec, kaggle_spec, pairs, wave  # noqa: F401  (each registers its views)
 from features.views.base import VIEWS, ViewBase, get_view, register_view
 from features.views.eeg_spec import EegSpecView
 from features.views.kaggle_spec import KaggleSpecView
+from features.views.pairs import PairSpecView, RawImageView
 from features.views.wave import WaveView
 
 View = ViewBase
 
-__all__ = ["VIEWS", "View", "ViewBase", "EegSpecView", "KaggleSpecView", "WaveView", "compute_view", "get_view",
-           "register_view", "zeros_batch"]
+__all__ = ["VIEWS", "View", "ViewBase", "EegSpecView", "KaggleSpecView", "PairSpecView", "RawImageView", "WaveView",
+           "compute_view", "get_view", "register_view", "zeros_batch"]
 
 
 def compute_view(view: str | View, eeg_windows: np.ndarray | None = None, spec_windows: np.ndarray | None = None,
