@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -186,6 +187,9 @@ def recorded_loads(name: str) -> Iterator[list[dict[str, torch.Tensor]]]:
             return result
 
         model.load_state_dict = recording
+        logger = logging.getLogger(_builder.__name__)
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # its "unexpected keys" warning is the dropped classifier; we check
         try:
             original(model, *args, **kwargs)
         except (RuntimeError, KeyError, ValueError, AssertionError, OSError) as err:
@@ -194,6 +198,7 @@ def recorded_loads(name: str) -> Iterator[list[dict[str, torch.Tensor]]]:
                               f"saved from timm.create_model({name!r})") from err
         finally:
             del model.load_state_dict
+            logger.setLevel(level)
 
     _builder.load_pretrained = load_pretrained
     try:
@@ -204,8 +209,8 @@ def recorded_loads(name: str) -> Iterator[list[dict[str, torch.Tensor]]]:
 
 def check_loaded(backbone: nn.Module, loads: list[dict[str, torch.Tensor]], path: Path, name: str) -> None:
     if not loads:
-        raise UserFacingError(f"{path}: timm did not load it into {name!r} (this model loads weights in its own "
-                              f"format); pass a plain state-dict checkpoint of a model that timm loads by file")
+        raise UserFacingError(f"{path}: timm did not report loading it into {name!r} (a model with its own weight "
+                              f"format, or a timm whose loader this module does not know); use another model")
     used = {id(t) for t in backbone.state_dict(keep_vars=True).values()}
     missing = [k for k, t in loads[-1].items() if id(t) in used]
     if missing:
