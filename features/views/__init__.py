@@ -10,6 +10,8 @@
 | kaggle_spec_tiny| spectrogram | (4, 25, 75)        | same, 4x4 average-pooled                    |
 | wave            | eeg         | (17, 2500)         | 16 bipolar pairs at 50 Hz + NaN share       |
 | wave_tiny       | eeg         | (17, 1000)         | same at 20 Hz, 0.5-8 Hz                     |
+| bands_eeg       | eeg         | (1359,)            | band powers, shape measures (views/bands.py)|
+| bands_kspec     | spectrogram | (222,)             | Kaggle spectrogram band summaries           |
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from features.schema import EEG_RATE_HZ
-from features.views import eeg_spec, kaggle_spec, wave  # noqa: F401  (each registers its views)
+from features.views import bands, eeg_spec, kaggle_spec, wave  # noqa: F401  (each registers its views)
 from features.views.base import VIEWS, ViewBase, get_view, register_view
 from features.views.eeg_spec import EegSpecView
 from features.views.kaggle_spec import KaggleSpecView
