@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 
 
 class TimmBackbone(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 from models.effnet1d import DropPath, MBConv1d, create_effnet1d
 from models.heads import Classifier, ClassifierHead
 

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from features.errors import UserFacingError
+from core.errors import UserFacingError
 from models.heads import ClassifierHead
 from models.timm_family import create_timm_backbone, forward_features_backbone
 

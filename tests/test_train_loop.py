@@ -171,7 +171,8 @@ def test_gpu_branches_and_waveforms_run_on_cpu(tmp_path):
     """bf16 autocast, channels_last and an on-device input transform (no GPU here: forced on the CPU)."""
     upsample = lambda x: nn.functional.interpolate(x, scale_factor=2, mode="bilinear")
     cfg = config(epochs=1, stage2_epochs=0, amp="bf16", channels_last="on")
-    result = fit_fold(TinyNet(), FoldData(make_train_loader, VALID_LOADER, to_input=upsample), cfg, tmp_path / "image", "cpu")
+    data = FoldData(make_train_loader, VALID_LOADER, to_input=upsample)
+    result = fit_fold(TinyNet(), data, cfg, tmp_path / "image", "cpu")
     assert np.isfinite(result.valid_probs).all()
 
     wave_net = nn.Sequential(nn.Conv1d(4, 8, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 6))

@@ -16,6 +16,8 @@
 | pair_stft_tiny  | eeg         | (32, 32, 64)       | same, small                                 |
 | pair_mel        | eeg         | (32, 64, 309)      | same, 64 mel bands 0.53-30 Hz               |
 | pair_mel_tiny   | eeg         | (32, 32, 64)       | same, small                                 |
+| bands_eeg       | eeg         | (1359,)            | band powers, shape measures (views/bands.py)|
+| bands_kspec     | spectrogram | (222,)             | Kaggle spectrogram band summaries           |
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from core.schema import EEG_RATE_HZ
-from features.views import eeg_spec, kaggle_spec, pairs, wave  # noqa: F401  (each registers its views)
+from features.views import bands, eeg_spec, kaggle_spec, pairs, wave  # noqa: F401  (each registers its views)
 from features.views.base import VIEWS, ViewBase, get_view, register_view
 from features.views.eeg_spec import EegSpecView
 from features.views.kaggle_spec import KaggleSpecView
