@@ -72,10 +72,13 @@ def sections(config: Any) -> list[str]:
     return [f.name for f in fields(config) if is_dataclass(getattr(config, f.name))]
 
 
-def apply_settings(config: Any, pairs: list[tuple[str, Any]], bare_sets_all: bool = False, what: str = "config") -> Any:
-    """Return `config` with the (key, value) pairs applied; values may be strings or already typed."""
+def apply_settings(config: Any, pairs: list[tuple[str, Any]], bare_sets_all: bool = False, what: str = "config",
+                   idle: tuple[str, ...] = ()) -> Any:
+    """Return `config` with the (key, value) pairs applied; values may be strings or already typed.
+    `idle`: sections a bare key does not reach when another section has it too (settings this config
+    does not use, e.g. a neural recipe's gbdt section)."""
     for key, value in pairs:
-        for section, name in resolve_key(config, key, bare_sets_all, what):
+        for section, name in resolve_key(config, key, bare_sets_all, what, idle):
             target = getattr(config, section) if section else config
             parsed = coerce(value, field_type(target, name), key)
             target = replace(target, **{name: parsed})
@@ -83,7 +86,8 @@ def apply_settings(config: Any, pairs: list[tuple[str, Any]], bare_sets_all: boo
     return config
 
 
-def resolve_key(config: Any, key: str, bare_sets_all: bool, what: str) -> list[tuple[str | None, str]]:
+def resolve_key(config: Any, key: str, bare_sets_all: bool, what: str,
+                idle: tuple[str, ...] = ()) -> list[tuple[str | None, str]]:
     secs = sections(config)
     if "." in key:
         section, name = key.split(".", 1)
@@ -93,6 +97,8 @@ def resolve_key(config: Any, key: str, bare_sets_all: bool, what: str) -> list[t
         if key in _names(config) and key not in secs:
             return [(None, key)]
         owners = [s for s in secs if key in _names(getattr(config, s))]
+        if len(owners) > 1 and any(s not in idle for s in owners):
+            owners = [s for s in owners if s not in idle]
         if len(owners) == 1 or (owners and bare_sets_all):
             return [(s, key) for s in owners]
         if owners:

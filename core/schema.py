@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 CLASSES = ("seizure", "lpd", "gpd", "lrda", "grda", "other")
+N_CLASSES = len(CLASSES)
 VOTE_COLUMNS = tuple(f"{c}_vote" for c in CLASSES)
 TARGET_COLUMNS = tuple(f"target_{c}" for c in VOTE_COLUMNS)
 CONSENSUS_NAMES = ("Seizure", "LPD", "GPD", "LRDA", "GRDA", "Other")

@@ -83,9 +83,10 @@ class Work:
     def run_dir(self, name: str, fold: int) -> Path:
         return self.model_dir(name) / f"fold{fold}"
 
-    def checkpoint(self, name: str, fold: int) -> Path:
-        """The fold's best weights (a plain state_dict): what test-time inference loads."""
-        return self.run_dir(name, fold) / "best.pt"
+    def checkpoint(self, name: str, fold: int, suffix: str = ".pt") -> Path:
+        """The fold's model for test-time inference: best.pt (a plain torch state_dict) or, for a
+        LightGBM member, best.txt (the booster's text)."""
+        return self.run_dir(name, fold) / f"best{suffix}"
 
     def member_names(self) -> list[str]:
         return sorted(p.stem for p in self.oof_dir().glob("*.parquet"))

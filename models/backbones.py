@@ -4,7 +4,8 @@
     def build_mit(name, in_chans, cfg): ...
 
 `kind` says what the family eats and gives: "2d" takes images (B, C, H, W) and returns a list of
-stage maps (`out_channels`); "1d" takes (B, C, T) and returns (B, out_features). A family with
+stage maps (`out_channels`); "1d" takes (B, C, T) and returns (B, out_features); "gbdt" is no torch
+module (LightGBM on flat feature views, trained by oof.gbdt). A family with
 `catch_all=True` (timm) is asked last, for any name the others do not own.
 """
 
@@ -19,6 +20,7 @@ from torch import nn
 from core.errors import UserFacingError
 from models.config import ModelConfig
 
+KINDS = ("2d", "1d", "gbdt")
 Builder = Callable[[str, int, ModelConfig], nn.Module]
 
 
@@ -38,8 +40,8 @@ FAMILIES: dict[str, Family] = {}
 def register_backbone(family: str, kind: str, names: Iterable[str] | Callable[[], Iterable[str]],
                       owns: Callable[[str], bool] | None = None, catch_all: bool = False):
     """Decorator: `fn(name, in_chans, cfg) -> nn.Module` builds every backbone named by `names`."""
-    if kind not in ("2d", "1d"):
-        raise ValueError(f"backbone family {family}: kind must be 2d or 1d, not {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"backbone family {family}: kind must be one of {KINDS}, not {kind!r}")
     listing = names if callable(names) else (lambda fixed=tuple(names): fixed)
 
     def wrap(fn: Builder) -> Builder:

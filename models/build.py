@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 from torch import nn
 
-from models import mit, wave1d  # noqa: F401  (each registers its backbone family)
+from models import effnet1d, gbdt_family, mit, timm_family, wave1d  # noqa: F401  (each registers its family)
 from models.backbones import find_family
 
-__all__ = ["build_model", "find_family", "input_transform", "is_image_model", "model_input_channels"]
+__all__ = ["build_model", "find_family", "input_transform", "is_gbdt_model", "is_image_model", "model_input_channels"]
 from models.config import ModelConfig
 from models.heads import Classifier, ClassifierHead
 
@@ -22,13 +22,17 @@ def is_image_model(cfg: ModelConfig) -> bool:
     return find_family(cfg.backbone).kind == "2d"
 
 
+def is_gbdt_model(cfg: ModelConfig) -> bool:
+    return find_family(cfg.backbone).kind == "gbdt"
+
+
 def input_transform(cfg: ModelConfig) -> Callable | None:
     """The on-device step from batched view tensors to the backbone's input (None: used as they are)."""
     if not is_image_model(cfg):
         return None
     from features.images import assemble_image
 
-    layout, size = cfg.image_layout, cfg.image_size
+    layout, size = cfg.image_layout, (cfg.image_size, cfg.image_width or cfg.image_size)
     return lambda x: assemble_image(x, layout=layout, size=size)
 
 

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from core.errors import UserFacingError
+from models.backbones import register_backbone
+from models.config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -141,3 +143,11 @@ def create_effnet1d(name: str, in_chans: int, **overrides) -> Effnet1d:
     if name not in EFFNET1D_VARIANTS:
         raise UserFacingError(f"unknown backbone {name!r}; the 1D EfficientNets are {', '.join(EFFNET1D_VARIANTS)}")
     return Effnet1d(dataclasses.replace(EFFNET1D_VARIANTS[name], **overrides), in_chans)
+
+
+@register_backbone("effnet1d", kind="1d", names=EFFNET1D_VARIANTS)
+def build_effnet1d(name: str, in_chans: int, cfg: ModelConfig) -> Effnet1d:
+    if cfg.pretrained:
+        raise UserFacingError(f"backbone {name}: pretrained={cfg.pretrained} is not supported for the 1D "
+                              f"EfficientNets (no published weights); drop the pretrained= override")
+    return create_effnet1d(name, in_chans, drop_path_rate=cfg.drop_path_rate)

@@ -8,7 +8,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-NUM_CLASSES = 6
+from core.schema import N_CLASSES
+
 Pool = Literal["last_avg", "all_avgmax", "gem"]
 POOLS: tuple[str, ...] = ("last_avg", "all_avgmax", "gem")
 
@@ -28,7 +29,7 @@ class ClassifierHead(nn.Module):
         in_channels: Sequence[int] | int,
         pool: Pool = "last_avg",
         dropout: float = 0.0,
-        num_classes: int = NUM_CLASSES,
+        num_classes: int = N_CLASSES,
     ):
         super().__init__()
         if pool not in POOLS:

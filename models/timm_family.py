@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from core.errors import UserFacingError
+from models.backbones import register_backbone
+from models.config import ModelConfig
 
 
 class TimmBackbone(nn.Module):
@@ -223,3 +225,16 @@ def check_loaded(backbone: nn.Module, loads: list[dict[str, torch.Tensor]], path
 def one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text[:300]
+
+
+def _timm_names() -> list[str]:
+    import timm
+
+    return timm.list_models()
+
+
+# Asked last (catch_all): any name the project's own families do not claim goes to timm, whose
+# check_name gives the close matches of an unknown one.
+@register_backbone("timm", kind="2d", names=_timm_names, owns=lambda name: True, catch_all=True)
+def build_timm(name: str, in_chans: int, cfg: ModelConfig) -> TimmBackbone:
+    return create_timm_backbone(name, in_chans, pretrained=cfg.pretrained, drop_path_rate=cfg.drop_path_rate)

@@ -28,6 +28,7 @@ from models.build import build_model, input_transform, is_image_model, model_inp
 from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
 from oof.folds import create_or_load_folds
+from oof.gbdt_member import BOOSTER_SUFFIX, fit_gbdt_fold, predict_booster
 from oof.recipe import Recipe
 from oof.recipes import get_recipe
 from oof.train_loop import FoldData, fit_fold, predict, seed_everything
@@ -101,8 +102,20 @@ class CVJob:
             log.info("%s fold %d: shard exists, skipped", self.name, fold)
             return
         started = time.time()
-        train_rows = self.label_rows[self.label_rows["fold"] != fold]
         valid = self.samples[self.samples["fold"] == fold].reset_index(drop=True)
+        fit = self._fit_gbdt if self.recipe.is_gbdt else self._fit_neural
+        result, test_probs = fit(fold, valid)
+        self._write_shards(fold, valid, result.valid_probs, test_probs, result, time.time() - started)
+
+    def _fit_gbdt(self, fold: int, valid: pd.DataFrame):
+        train = self.samples[self.samples["fold"] != fold].reset_index(drop=True)
+        cfg = replace(self.recipe.gbdt, seed=self.recipe.gbdt.seed + fold)  # as neural folds differ in init
+        path = self.work.checkpoint(self.name, fold, BOOSTER_SUFFIX)
+        booster, result = fit_gbdt_fold(self.recipe, cfg, self.train_views, train, valid, path)
+        return result, predict_booster(self.recipe, booster, self.test_views, self.test["eeg_id"].to_numpy())
+
+    def _fit_neural(self, fold: int, valid: pd.DataFrame):
+        train_rows = self.label_rows[self.label_rows["fold"] != fold]
         cfg = replace(self.recipe.train, seed=self.recipe.train.seed + fold)  # folds differ in init and augmentation
         bs = cfg.batch_size
         pin = self.device.type == "cuda"
@@ -125,8 +138,7 @@ class CVJob:
         result = fit_fold(model, data, cfg, self.work.run_dir(self.name, fold), self.device)
         test_frame = self.test.assign(n_votes=0, **{c: 0.0 for c in TARGET_COLUMNS})
         test_loader = loader(self.test_views, test_frame, "eeg_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
-        test_probs = predict(model, test_loader, self.device, to_input=data.to_input, swap_index=swap)
-        self._write_shards(fold, valid, result.valid_probs, test_probs, result, time.time() - started)
+        return result, predict(model, test_loader, self.device, to_input=data.to_input, swap_index=swap)
 
     def new_model(self) -> torch.nn.Module:
         in_chans = model_input_channels(self.recipe.model, self.train_views.gather(np.arange(1)))

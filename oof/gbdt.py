@@ -23,10 +23,8 @@ import lightgbm as lgb
 import numpy as np
 
 from core.artifacts import atomic_path
-from core.schema import VOTE_COLUMNS
-
-N_CLASSES = len(VOTE_COLUMNS)
-VOTE_WEIGHTINGS = ("equal", "sqrt", "votes")
+from core.schema import N_CLASSES
+from core.vote_weights import vote_weights
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,6 @@ class GbdtConfig:
     lambda_l2: float = 1.0
     max_bin: int = 63
     min_votes: int = 3  # rows with fewer voters are left out of fitting (their labels are noisy)
-    vote_weighting: str = "equal"  # row weight: "equal", "sqrt" (sqrt of voters) or "votes" (voters)
     swap_augment: bool = True
     early_stopping_rounds: int = 50  # 0: no early stopping, n_estimators rounds
     inner_fraction: float = 0.2  # of the training rows (groups), held out for early stopping
@@ -50,8 +47,6 @@ class GbdtConfig:
     threads: int = 1
 
     def __post_init__(self):
-        if self.vote_weighting not in VOTE_WEIGHTINGS:
-            raise ValueError(f"vote_weighting must be one of {VOTE_WEIGHTINGS}, got {self.vote_weighting!r}")
         if not 0.0 < self.inner_fraction < 1.0:
             raise ValueError(f"inner_fraction must be in (0, 1), got {self.inner_fraction}")
 
@@ -68,11 +63,10 @@ class GbdtConfig:
         return asdict(self)
 
 
-def row_weights(n_votes: np.ndarray, cfg: GbdtConfig) -> np.ndarray:
-    """Fitting weight per row: 0 below `min_votes`, else 1, sqrt(voters) or voters."""
+def row_weights(n_votes: np.ndarray, cfg: GbdtConfig, weighting: str = "none") -> np.ndarray:
+    """Fitting weight per row: 0 below `min_votes`, else the vote weighting's."""
     n = np.asarray(n_votes, dtype=np.float64)
-    weight = {"equal": np.ones_like(n), "sqrt": np.sqrt(n), "votes": n}[cfg.vote_weighting]
-    return np.where(n >= cfg.min_votes, weight, 0.0)
+    return np.where(n >= cfg.min_votes, vote_weights(n, weighting), 0.0)
 
 
 def inner_split(n_rows: int, groups: np.ndarray | None, cfg: GbdtConfig) -> np.ndarray:
@@ -106,16 +100,18 @@ def _dataset(x, targets, weights, swap_index, cfg: GbdtConfig, reference: lgb.Da
 
 
 def fit_gbdt(x: np.ndarray, targets: np.ndarray, n_votes: np.ndarray, cfg: GbdtConfig = GbdtConfig(),
-             swap_index: Sequence[int] | None = None, groups: np.ndarray | None = None) -> lgb.Booster:
+             swap_index: Sequence[int] | None = None, groups: np.ndarray | None = None,
+             weighting: str = "none") -> lgb.Booster:
     """Fit on these (training) rows only: (n, F) features, (n, 6) vote distributions, (n,) voters.
 
     `swap_index` (the features' left-right permutation) enables swap augmentation when
-    `cfg.swap_augment`; `groups` (n,) keeps each group (patient) on one side of the inner split.
+    `cfg.swap_augment`; `groups` (n,) keeps each group (patient) on one side of the inner split;
+    `weighting`: the row weight by voters (core.vote_weights), on top of the `min_votes` cut.
     """
     x, targets = np.asarray(x), np.asarray(targets, dtype=np.float64)
     if targets.shape != (len(x), N_CLASSES):
         raise ValueError(f"targets must be ({len(x)}, {N_CLASSES}), got {targets.shape}")
-    weights = row_weights(n_votes, cfg)
+    weights = row_weights(n_votes, cfg, weighting)
     if not (weights > 0).any():
         raise ValueError(f"no training row has {cfg.min_votes}+ voters")
     swap = swap_index if cfg.swap_augment else None

@@ -13,8 +13,10 @@ from typing import Any
 
 from core.config import apply_settings, expand_config_files, split_items
 from core.errors import UserFacingError
+from models.build import is_gbdt_model
 from models.config import ModelConfig
 from oof.augment import AugmentConfig
+from oof.gbdt import GbdtConfig
 from oof.train_loop import TrainConfig
 
 __all__ = ["DataConfig", "ModelConfig", "Recipe", "apply_overrides"]
@@ -33,21 +35,33 @@ class DataConfig:
 class Recipe:
     name: str
     description: str
+    provenance: str = ""  # what it reproduces (a solution, a notebook), one line for `make models`
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    gbdt: GbdtConfig = field(default_factory=GbdtConfig)  # the LightGBM members' settings (backbone lgbm)
+
+    @property
+    def is_gbdt(self) -> bool:
+        return is_gbdt_model(self.model)
+
+    @property
+    def unused_sections(self) -> tuple[str, ...]:
+        return ("train", "augment") if self.is_gbdt else ("gbdt",)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the trained weights (not the description)."""
-        payload = {k: v for k, v in self.to_dict().items() if k != "description"}
+        """Hash of everything that changes the trained weights: not the description, nor the sections the
+        model kind does not use (a neural recipe's gbdt settings, a LightGBM recipe's training loop)."""
+        skip = ("description", "provenance", *self.unused_sections)
+        payload = {k: v for k, v in self.to_dict().items() if k not in skip}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-SECTIONS = ("model", "data", "train", "augment")
+SECTIONS = ("model", "data", "train", "augment", "gbdt")
 
 
 def apply_overrides(recipe: Recipe, overrides: list[str] | str) -> Recipe:
@@ -55,10 +69,10 @@ def apply_overrides(recipe: Recipe, overrides: list[str] | str) -> Recipe:
     for key, value in expand_config_files(split_items(overrides)):
         if key == "name":  # a variant (another seed, view, size) gets its own OOF files and can be stacked
             recipe = _renamed(recipe, str(value))
-        elif key == "description":
-            raise UserFacingError("setting description: a recipe's description is not a setting")
+        elif key in ("description", "provenance"):
+            raise UserFacingError(f"setting {key}: a recipe's {key} is not a setting")
         else:
-            recipe = apply_settings(recipe, [(key, value)], what=f"recipe {recipe.name}")
+            recipe = apply_settings(recipe, [(key, value)], what=f"recipe {recipe.name}", idle=recipe.unused_sections)
     return recipe
 
 

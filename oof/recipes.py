@@ -83,10 +83,55 @@ def wave1d() -> Recipe:
                   train=_gpu_train(lr=1e-3, batch_size=64), augment=GPU_AUGMENT)
 
 
+@register
+def effb0_kspec_eegspec() -> Recipe:
+    r = _spec("efficientnet_b0", ("kaggle_spec", "eeg_spec"), "EfficientNet-B0 on Kaggle + EEG spectrograms, tiled")
+    return replace(r, provenance="the public starter notebook (EfficientNet-B0, LB 0.43; 0.39 with two stages)",
+                   model=replace(r.model, drop_path_rate=0.2), train=replace(r.train, lr=1e-3))
+
+
+@register
+def effb5_raw_image() -> Recipe:
+    r = _spec("tf_efficientnet_b5", ("raw_image",), "EfficientNet-B5 on the raw bipolar EEG as a 160 x 1000 image",
+              image_layout="rows", head_pool="gem")
+    return replace(r, provenance="2nd place: raw 16-pair EEG, +-1024 uV clip, 0.5-20 Hz, votes/20 loss weight, "
+                                 "stage 2 (votes > 6) from the mean of the 3 best stage-1 checkpoints",
+                   model=replace(r.model, image_size=160, image_width=1000),
+                   data=replace(r.data, vote_weighting="linear", high_vote_min=7),
+                   train=replace(r.train, batch_size=16, lr=3e-4, stage2_from_top_k=3))
+
+
+@register
+def mixnet_pair_mel() -> Recipe:
+    r = _spec("mixnet_xl", ("pair_mel",), "MixNet-XL on 16 per-pair mel spectrograms (50 s + zoomed 10 s), GeM",
+              image_layout="stack", head_pool="gem")
+    return replace(r, provenance="3rd place 2D model: 16-pair mel spectrograms (64 mels, 0.53-30 Hz, n_fft 512, "
+                                 "win 128, hop 32) with the centre 10 s zoomed, GeM pooling",
+                   model=replace(r.model, image_size=128, image_width=320))
+
+
+@register
+def effnet1d_wave() -> Recipe:
+    r = Recipe(name="", description="1D EfficientNet on the 16 bipolar pairs (50 Hz)",
+               model=ModelConfig(backbone="effnet1d", views=("wave",), drop_path_rate=0.1),
+               train=_gpu_train(lr=1e-3, batch_size=64), augment=GPU_AUGMENT)
+    return replace(r, provenance="4th place: a 1D EfficientNet on the 16 pairs at 40 Hz, stage 2 on votes > 7",
+                   data=replace(r.data, high_vote_min=8))
+
+
+@register
+def lgbm_bands() -> Recipe:
+    return Recipe(name="", description="LightGBM on band powers, ratios, shape and asymmetry features of the EEG "
+                                       "(16 pairs + chains, 50 s and centre 10 s) and the Kaggle spectrogram",
+                  provenance="the feature-GBDT baseline of public notebooks (band powers + gradient boosting)",
+                  model=ModelConfig(backbone="lgbm", views=("bands_eeg", "bands_kspec")))
+
+
 # ---- CPU presets: the demo and the tests; minutes on 2 cores --------------------------------
 def _cpu(base: str, views: tuple[str, ...], **model) -> Recipe:
     recipe = get_recipe(base)
     return replace(recipe, description=f"CPU preset of {base}: small views, few epochs",
+                   provenance=f"{base}, scaled down for 2 CPU cores (tests, demo, quality bench)",
                    model=replace(recipe.model, views=views, pretrained="", **model),
                    train=_cpu_train(), augment=CPU_AUGMENT, data=DataConfig(tta_swap=True))
 
@@ -104,6 +149,32 @@ def mit_b0_kspec_cpu() -> Recipe:
 @register
 def wave1d_cpu() -> Recipe:
     return _cpu("wave1d", ("wave_tiny",), backbone="wave1d_tiny")
+
+
+
+
+@register
+def effb0_kspec_eegspec_cpu() -> Recipe:
+    return _cpu("effb0_kspec_eegspec", ("kaggle_spec_tiny", "eeg_spec_tiny"), image_size=128, drop_path_rate=0.0)
+
+
+@register
+def effb5_raw_image_cpu() -> Recipe:
+    r = _cpu("effb5_raw_image", ("raw_image_tiny",), backbone="efficientnet_b0", image_size=80, image_width=256,
+             drop_path_rate=0.0)
+    return replace(r, data=replace(r.data, vote_weighting="linear", high_vote_min=7),
+                   train=replace(r.train, stage2_from_top_k=2))
+
+
+@register
+def mixnet_pair_mel_cpu() -> Recipe:
+    return _cpu("mixnet_pair_mel", ("pair_mel_tiny",), backbone="mixnet_s", image_size=64, image_width=128,
+                drop_path_rate=0.0)
+
+
+@register
+def effnet1d_wave_cpu() -> Recipe:
+    return _cpu("effnet1d_wave", ("wave_tiny",), backbone="effnet1d_tiny", drop_path_rate=0.0)
 
 
 def get_recipe(name: str, overrides: list[str] | str = ()) -> Recipe:
@@ -126,7 +197,9 @@ def run(args: argparse.Namespace) -> None:
     width = max(len(n) for n in RECIPES)
     for name in RECIPES:
         recipe = get_recipe(name)
-        print(f"{name:<{width}}  {recipe.model.backbone:<11} {','.join(recipe.model.views):<22} {recipe.description}")
+        print(f"{name:<{width}}  {recipe.model.backbone:<18} {','.join(recipe.model.views):<30} {recipe.description}")
+        if recipe.provenance:
+            print(f"{'':<{width}}  reproduces: {recipe.provenance}")
         if args.verbose:
             print(f"{'':<{width}}  {recipe.to_dict()}")
 

@@ -45,6 +45,7 @@ class TrainConfig:
     epochs: int = 8
     stage2_epochs: int = 0  # 0 = single stage; stage 2 trains on high-vote rows only
     stage2_lr_scale: float = 0.3
+    stage2_from_top_k: int = 0  # k > 0: stage 2 starts from the mean of the k best stage-1 weights (2nd place)
     lr: float = 1e-3
     weight_decay: float = 1e-2
     warmup_frac: float = 0.1
@@ -97,8 +98,39 @@ class FoldData:
 class _State:
     start: int
     history: list[dict]
-    best: dict
+    best: dict  # {"epoch", "score"} of the best epoch; "top": [[score, epoch], ...] for stage2_from_top_k
     ckpt: dict | None  # the last.pt being resumed, or None
+
+
+def _top_path(run_dir: Path, epoch: int) -> Path:
+    return run_dir / f"stage1_epoch{epoch}.pt"
+
+
+def _keep_top_k(state: _State, eval_model: nn.Module, row: dict, cfg: TrainConfig, run_dir: Path) -> None:
+    """Keep the weights of the k best stage-1 epochs on disk (so that a resumed run has them too)."""
+    top = [*state.best.get("top", []), [_selection_kl(row, cfg.select_on), row["epoch"]]]
+    top.sort(key=lambda t: (t[0], t[1]))
+    if [_selection_kl(row, cfg.select_on), row["epoch"]] in top[: cfg.stage2_from_top_k]:
+        _save(eval_model.state_dict(), _top_path(run_dir, row["epoch"]))
+    for _, epoch in top[cfg.stage2_from_top_k:]:
+        _top_path(run_dir, epoch).unlink(missing_ok=True)
+    state.best = {**state.best, "top": top[: cfg.stage2_from_top_k]}
+
+
+@torch.no_grad()
+def _load_top_k_mean(model: nn.Module, ema: ModelEma | None, state: _State, run_dir: Path,
+                     device: torch.device) -> None:
+    """Stage 2 starts from the mean of the k best stage-1 weights (integer buffers from the best one)."""
+    epochs = [int(epoch) for _, epoch in state.best.get("top", [])]
+    if not epochs:
+        return
+    states = [torch.load(_top_path(run_dir, e), map_location=device, weights_only=True) for e in epochs]
+    mean = {k: (torch.stack([s[k] for s in states]).mean(0) if v.dtype.is_floating_point else v)
+            for k, v in states[0].items()}
+    model.load_state_dict(mean)
+    if ema is not None:
+        ema.module.load_state_dict(mean)
+    log.info("stage 2 starts from the mean of stage-1 epochs %s", epochs)
 
 
 def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path | str, device: torch.device | str,
@@ -117,6 +149,8 @@ def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path |
     for epoch in range(state.start, cfg.epochs + cfg.stage2_epochs):
         stage = 1 if epoch < cfg.epochs else 2
         loader = data.make_train_loader(epoch, stage)
+        if epoch == cfg.epochs and cfg.stage2_from_top_k > 0:  # stage 2 begins (a resume never starts later in it)
+            _load_top_k_mean(model, ema, state, run_dir, device)
         if optimizer is None or epoch == cfg.epochs:  # a stage begins: fresh AdamW, schedule from warm-up
             optimizer, scheduler = _optimizer_for_stage(model, cfg, stage, len(loader), device)
             if state.ckpt is not None and epoch == state.start and state.ckpt["stage"] == stage:  # mid-stage
@@ -126,6 +160,8 @@ def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path |
                                   epoch, stage)
         state.history.append(row)
         eval_model = ema.module if ema is not None else model
+        if stage == 1 and cfg.stage2_from_top_k > 0:
+            _keep_top_k(state, eval_model, row, cfg, run_dir)
         if _selection_kl(row, cfg.select_on) < state.best["score"]:
             state.best = {"epoch": epoch, "score": _selection_kl(row, cfg.select_on)}
             _save(eval_model.state_dict(), run_dir / "best.pt")

@@ -27,6 +27,8 @@ from pathlib import Path
 from core.artifacts import code_version, write_json
 from core.errors import UserFacingError
 from core.work import Work
+from oof.gbdt_member import checkpoint_suffix
+from oof.recipe import recipe_from_dict
 from stacking.saved_stacker import load_stacker, side_files
 from submission.infer import member_folds, retrain_command
 
@@ -69,13 +71,14 @@ def copy_work_files(work: Path, dest: Path, members: list[str]) -> None:
             _copy(path, dest.stack_dir() / path.name)
     for name in members:
         report, folds = member_folds(work, name)
+        suffix = checkpoint_suffix(recipe_from_dict(report["recipe"]))
         _copy(work.oof_json(name), dest.oof_json(name))
         for fold in folds:
-            source = work.checkpoint(name, fold)
+            source = work.checkpoint(name, fold, suffix)
             if not source.is_file():
                 raise UserFacingError(f"{source} is missing: the bundle needs every fold checkpoint of member "
                                       f"{name}; run `{retrain_command(report, name, fold)}` first")
-            _copy(source, dest.checkpoint(name, fold))
+            _copy(source, dest.checkpoint(name, fold, suffix))
 
 
 def _copy(source: Path, target: Path) -> None:

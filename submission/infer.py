@@ -29,6 +29,8 @@ from features.kaggle_data import KaggleFolder
 from features.views import get_view, zeros_batch
 from models.build import build_model, input_transform, model_input_channels
 from oof.datasets import ViewArrays, loader
+from oof.gbdt import load_gbdt
+from oof.gbdt_member import checkpoint_suffix, predict_booster
 from oof.recipe import Recipe, recipe_from_dict
 from oof.train_loop import predict
 
@@ -39,11 +41,11 @@ CHUNK_RECORDINGS = 512  # recordings whose views are held at once: ~250 kB each 
 
 @dataclass
 class Member:
-    """One stack member ready to predict: its recipe and one loaded model per fold."""
+    """One stack member ready to predict: its recipe and one loaded model (or booster) per fold."""
 
     name: str
     recipe: Recipe
-    models: list[torch.nn.Module]
+    models: list  # torch modules, or LightGBM boosters for a gbdt member
 
     def to_input(self):
         return input_transform(self.recipe.model)
@@ -76,11 +78,13 @@ def load_member(work: Path, name: str, device: torch.device) -> Member:
                               f"version")
     # The weights come from best.pt: a pretrained file named by the recipe is neither needed nor present here.
     recipe = replace(recipe, model=replace(recipe.model, pretrained=""))
-    paths = [Work(work).checkpoint(name, fold) for fold in folds]
+    paths = [Work(work).checkpoint(name, fold, checkpoint_suffix(recipe)) for fold in folds]
     for fold, path in zip(folds, paths, strict=True):  # all checked before the (slow) model builds
         if not path.is_file():
             raise UserFacingError(f"{path} is missing: member {name} needs one checkpoint per fold {folds}; "
                                   f"run `{retrain_command(report, name, fold)}` or copy that folder into WORK/models")
+    if recipe.is_gbdt:
+        return Member(name, recipe, [load_gbdt(path) for path in paths])
     in_chans = model_input_channels(recipe.model, zeros_batch(recipe.model.views))
     models = []
     for path in paths:
@@ -115,6 +119,9 @@ def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterabl
 
 def predict_member(member: Member, views: MemoryViews, table: pd.DataFrame, device: torch.device) -> np.ndarray:
     """(N, 6): per fold softmax (with swap TTA when the recipe says so), normalised, then the fold mean."""
+    if member.recipe.is_gbdt:
+        keys = table["eeg_id"].to_numpy()
+        return sum(predict_booster(member.recipe, b, views, keys) for b in member.models) / len(member.models)
     frame = table.assign(n_votes=0, **{c: 0.0 for c in TARGET_COLUMNS})
     batches = loader(views, frame, "eeg_id", member.recipe.train.batch_size)
     swap = views.swap_index if member.recipe.data.tta_swap else None
