@@ -683,10 +683,10 @@ def _class_sources(rng: np.random.Generator, plan: RecordingPlan, t: np.ndarray)
     makers = (_seizure, _lpd, _gpd, _lrda, _grda, _other)
     out = []
     for k, (name, make) in enumerate(zip(CLASSES, makers, strict=True)):
-        if weights[k].max() < 0.01 or (name == "other" and rng.random() < 0.4):  # invisible, or plain
+        if weights[k].max() < 0.01 or (name == "other" and rng.random() < 0.5):  # invisible, or plain
             continue
         fields, series, envelope = make(rng, t, plan.side, lo, hi)
-        scale = np.float32(_AMPLITUDE[name] * np.exp(rng.normal(0, 0.2)))
+        scale = np.float32(_AMPLITUDE[name] * np.exp(rng.normal(0, 0.15)))
         series *= weights[k] * envelope.astype(np.float32) * scale
         out.append((fields, series))
     return out
@@ -801,7 +801,7 @@ def _other(rng: np.random.Generator, t: np.ndarray, side: int, lo: float, hi: fl
     if kind == 0:
         count = rng.poisson(rng.uniform(0.05, 0.3) * n / FS)
         wave = _place(n, rng.integers(0, n, count), _discharge_kernel(rng, rng.random() < 0.3),
-                      rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 1.0, count)) * np.float32(rng.uniform(60, 150))
+                      rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 1.0, count)) * np.float32(rng.uniform(50, 120))
     elif kind == 1:
         wave = _polymorphic_delta(rng, t) * np.float32(rng.uniform(25, 60))
     else:  # frontal rhythmic artifact, 1-4 Hz, in bursts of a few seconds
