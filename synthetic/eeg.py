@@ -1,6 +1,6 @@
 """Synthetic competition data: the exact Kaggle layout plus `truth/`, deterministic per seed.
 
-`python -m features synth OUT --n-eegs N --seed S [--n-test M]`
+`hms-stack synth OUT --n-eegs N --seed S [--n-test M]` (`make synth`)
 
 Every recording is cut from one long simulated signal (patient background, EKG, artifacts and a
 mixture of class patterns whose amplitudes follow the segment's signal-level distribution `q`).
@@ -64,7 +64,8 @@ from features.montage import CHAIN_PAIRS
 log = logging.getLogger(__name__)
 
 GENERATOR = "synthetic.eeg"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+FORMER_NAMES = ("features.synth",)  # folders written before the generator moved here are ours too
 MAX_RECORDINGS = 100_000  # five-digit patient ids run out beyond
 TRUTH_COLUMNS = tuple(f"true_{c}" for c in VOTE_COLUMNS)
 
@@ -249,14 +250,14 @@ def run(args: argparse.Namespace) -> None:
 def is_synthetic_folder(path: Path | str) -> bool:
     summary = Path(path) / "truth" / "summary.json"
     try:
-        return json.loads(summary.read_text()).get("generator") == GENERATOR
+        return json.loads(summary.read_text()).get("generator") in (GENERATOR, *FORMER_NAMES)
     except (OSError, ValueError, AttributeError):
         return False
 
 
 def _refuse_foreign_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise DataError(f"{out} is a file, not a folder: pass a new folder name to `features synth`")
+        raise DataError(f"{out} is a file, not a folder: pass a new folder name to `hms-stack synth`")
     if out.is_dir() and any(out.iterdir()) and not is_synthetic_folder(out):
         raise DataError(f"{out} is not empty and is not a synthetic data folder (no truth/summary.json "
                         f"from {GENERATOR}): pass a new or empty folder, or delete this one yourself")
@@ -361,7 +362,7 @@ def _patient_groups(rng: np.random.Generator, n_recordings: int, first: int) -> 
 def _draw_patient(rng: np.random.Generator, patient_id: int) -> Patient:
     # Patient tendencies: some classes more likely, a preferred hemisphere, a scalp/amplifier gain.
     return Patient(patient_id, np.exp(rng.normal(0, 0.5, len(CLASSES))), int(rng.integers(2)),
-                   float(np.exp(rng.normal(0, 0.2))))
+                   float(np.exp(rng.normal(0, 0.45))))
 
 
 def _draw_segment(rng: np.random.Generator, regime: VoterRegime, patient: Patient, start_s: float) -> Segment:
@@ -423,7 +424,8 @@ def _side(rng: np.random.Generator, patient: Patient) -> int:
 
 
 def _gain(rng: np.random.Generator, patient: Patient) -> float:
-    # A per-recording gain on the class patterns so that amplitude alone does not give q away.
+    # The recording's overall gain (patient scalp and amplifier): log-normal, about 0.3x to 3x, so
+    # that the absolute level alone identifies nothing.
     return float(patient.gain * np.exp(rng.normal(0, 0.3)))
 
 
@@ -515,19 +517,25 @@ def _hann(n: int) -> np.ndarray:
 
 
 def simulate_signal(plan: RecordingPlan, rng: np.random.Generator) -> np.ndarray:
-    """(20, T) float32 µV in EEG_COLUMNS order; sample 0 is _PAD_S seconds before spectrogram time 0."""
+    """(20, T) float32 µV in EEG_COLUMNS order; sample 0 is _PAD_S seconds before spectrogram time 0.
+
+    The scalp signal is simulated at a common scale, then multiplied by the recording's gain
+    (patient and amplifier, log-normal), so that the absolute level says nothing about the class.
+    """
     n = (plan.total_seconds + 2 * _PAD_S) * FS
     t = np.arange(n) / FS - _PAD_S
-    gain = float(np.exp(rng.normal(0, 0.2)))  # background amplitude of this recording
-    noise = _pink_noise(rng, _SHARED_SOURCES + len(SCALP), n)
+    noise = _pink_noise(rng, _SHARED_SOURCES + len(SCALP), n, slope=rng.uniform(0.6, 1.7),
+                        floor_hz=rng.uniform(0.15, 0.6))
     ekg = _ekg(rng, t)
-    sources = [_background_sources(rng, t, noise[:_SHARED_SOURCES], gain), _class_sources(rng, plan, t),
+    sources = [*_background_sources(rng, t, noise[:_SHARED_SOURCES]), *_class_sources(rng, plan, t),
                (_ekg_leak_field(rng)[:, None], ekg[None])]
     signal = np.empty((len(EEG_COLUMNS), n), dtype=np.float32)
     _mix(sources, out=signal[:-1])
-    signal[:-1] += np.float32(8 * gain) * noise[_SHARED_SOURCES:]  # local, uncorrelated noise
-    signal[-1] = ekg
+    signal[:-1] += np.float32(rng.uniform(4, 10)) * noise[_SHARED_SOURCES:]  # local, uncorrelated noise
     _add_artifacts(rng, signal[:-1])
+    signal[:-1] *= np.float32(plan.gain)
+    signal[-1] = ekg
+    _add_line_noise(rng, signal[:-1], t)
     _add_dropouts(rng, plan, signal)
     return signal
 
@@ -542,24 +550,70 @@ def _mix(sources: list[tuple[np.ndarray, np.ndarray]], out: np.ndarray) -> None:
     np.einsum("ck,kt->ct", fields, series, out=out)
 
 
+Source = tuple[np.ndarray, np.ndarray]  # (19, K) field, (K, T) series
+
+
 # -- background -------------------------------------------------------------------------------
 
 _SHARED_SOURCES = 5
 
 
-def _background_sources(rng: np.random.Generator, t: np.ndarray, shared: np.ndarray,
-                        gain: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pink noise sources seen through broad random fields (spatial correlation), sometimes a posterior
-    alpha rhythm. Returns (fields (19, K), series (K, T))."""
-    fields = [18 * gain * _bump(rng.uniform(-1, 1, 2), 0.8) for _ in range(len(shared))]
-    series = [shared]
-    if rng.random() < 0.5:
-        alpha = np.sin(_phase(np.full(len(t), rng.uniform(8, 12)), rng.uniform(0, 2 * np.pi)))
-        alpha *= _slow(rng, t, 3.0, 0.1)
-        field = _bump((-0.3, -0.95), 0.5) + _bump((0.3, -0.95), 0.5)
-        fields.append(rng.uniform(10, 30) * field / field.max())
-        series.append(alpha[None])
-    return np.stack(fields, axis=1), np.concatenate(series, axis=0)
+def _background_sources(rng: np.random.Generator, t: np.ndarray, shared: np.ndarray) -> list[Source]:
+    """The recording's own background: pink noise (its 1/f slope drawn by the caller) through broad
+    fields, and in some recordings a waxing and waning posterior dominant rhythm at its own frequency,
+    sleep-like spindles and vertex transients, diffuse polymorphic slowing, slow drifts."""
+    level = rng.uniform(13, 20)
+    fields = [level * _bump(rng.uniform(-1, 1, 2), rng.uniform(0.6, 1.0)) for _ in range(len(shared))]
+    out = [(np.stack(fields, axis=1), shared)]
+    if rng.random() < 0.4:
+        out.append(_dominant_rhythm(rng, t))
+    if rng.random() < 0.25:
+        out.extend(_sleep_transients(rng, t))
+    if rng.random() < 0.2:
+        field = _general_field(rng) if rng.random() < 0.7 else _lateral_field(rng, int(rng.integers(2)))
+        out.append((rng.uniform(10, 30) * field[:, None], _polymorphic_delta(rng, t)[None]))
+    if rng.random() < 0.5:  # sweat or electrode drift: slow, below the spectrogram's lowest bin
+        knots = np.arange(t[0], t[-1] + 10, rng.uniform(4, 10))
+        drift = np.interp(t, knots, rng.standard_normal(len(knots))).astype(np.float32)
+        out.append((rng.uniform(5, 40) * _bump(rng.uniform(-1, 1, 2), 0.5)[:, None], drift[None]))
+    return out
+
+
+def _dominant_rhythm(rng: np.random.Generator, t: np.ndarray) -> Source:
+    """Posterior rhythm at a recording-specific 6-11 Hz, in bursts that wax and wane, slightly asymmetric."""
+    freq = rng.uniform(6, 11) * (0.95 + 0.1 * _slow(rng, t, 8.0, 0.0))
+    envelope = _slow(rng, t, rng.uniform(0.6, 2.0), 0.0) ** 2
+    envelope *= _bursts(rng, t, rng.uniform(3, 30), rng.uniform(5, 60), ramp_s=1.5)
+    wave = np.sin(_phase(freq, rng.uniform(0, 2 * np.pi))) * envelope.astype(np.float32)
+    asymmetry = rng.uniform(0.7, 1.0)
+    field = _bump((-0.3, -0.9), 0.45) * asymmetry + _bump((0.3, -0.9), 0.45) * (1.7 - asymmetry)
+    return rng.uniform(8, 40) * (field / field.max())[:, None], wave[None]
+
+
+def _sleep_transients(rng: np.random.Generator, t: np.ndarray) -> list[Source]:
+    """Spindles (11-15 Hz, 0.5-1.5 s) and vertex-like sharp transients at random, non-periodic times."""
+    n = len(t)
+    seconds = rng.uniform(0.5, 1.5)
+    tk = np.arange(int(seconds * FS)) / FS
+    spindle = np.sin(2 * np.pi * rng.uniform(11, 15) * tk) * _hann(len(tk))
+    count = rng.poisson(rng.uniform(2, 8) * n / FS / 60)
+    spindles = _place(n, rng.integers(0, n, count), spindle, rng.uniform(0.5, 1.0, count))
+    vertex = _gauss(0.6, ((0.3, 0.1, 0.03), (-1.0, 0.2, rng.uniform(0.03, 0.06)), (0.4, 0.35, 0.08)))
+    count = rng.poisson(rng.uniform(1, 6) * n / FS / 60)
+    vertices = _place(n, rng.integers(0, n, count), vertex, rng.uniform(0.5, 1.0, count))
+    return [(rng.uniform(10, 30) * _bump((0, 0), 0.45)[:, None], spindles[None]),
+            (rng.uniform(40, 120) * _bump((0, 0.1), 0.4)[:, None], vertices[None])]
+
+
+def _polymorphic_delta(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """Irregular 0.5-3 Hz activity (no stable rhythm), waxing and waning: diffuse slowing."""
+    n_fft = scipy.fft.next_fast_len(len(t), real=True)
+    freqs = np.fft.rfftfreq(n_fft, 1 / FS)
+    shape = ((freqs > 0.5) & (freqs < 3.0)).astype(np.float32)
+    coeffs = (rng.standard_normal(len(freqs)) + 1j * rng.standard_normal(len(freqs))) * shape
+    series = scipy.fft.irfft(coeffs, n_fft)[:len(t)]
+    series /= series.std() + 1e-12
+    return (series * _slow(rng, t, 3.0, 0.3)).astype(np.float32)
 
 
 def _add_field(scalp: np.ndarray, field: np.ndarray, series: np.ndarray) -> None:
@@ -568,12 +622,13 @@ def _add_field(scalp: np.ndarray, field: np.ndarray, series: np.ndarray) -> None
     scalp[reached] += field[reached, None].astype(np.float32) * series.astype(np.float32, copy=False)
 
 
-def _pink_noise(rng: np.random.Generator, n_series: int, n: int) -> np.ndarray:
-    """(n_series, n) float32 unit-variance noise with 1/f power between 0.5 and ~70 Hz."""
+def _pink_noise(rng: np.random.Generator, n_series: int, n: int, slope: float = 1.0,
+                floor_hz: float = 0.5) -> np.ndarray:
+    """(n_series, n) float32 unit-variance noise with 1/f**slope power between `floor_hz` and ~70 Hz."""
     n_fft = scipy.fft.next_fast_len(n, real=True)
     freqs = np.fft.rfftfreq(n_fft, 1 / FS)
-    # 1/f power, flat below 0.5 Hz (no huge drifts) and rolled off above 70 Hz like an amplifier filter.
-    shape = 1 / np.sqrt(np.maximum(freqs, 0.5)) / (1 + (freqs / 70) ** 4)
+    # 1/f power, flat below floor_hz (no huge drifts) and rolled off above 70 Hz like an amplifier filter.
+    shape = np.maximum(freqs, floor_hz) ** (-slope / 2) / (1 + (freqs / 70) ** 4)
     shape[0] = 0
     # Unit variance: each coefficient adds 2/n_fft * Re(c) with E[Re(c)^2] = 1/12 per shape^2.
     shape = (shape / np.sqrt((shape**2).sum() / (3 * n_fft**2))).astype(np.float32)
@@ -598,21 +653,49 @@ def _slow(rng: np.random.Generator, t: np.ndarray, knot_s: float, floor: float) 
     return np.interp(t, knots, rng.uniform(floor, 1.0, len(knots)))
 
 
+def _bursts(rng: np.random.Generator, t: np.ndarray, mean_on_s: float, mean_off_s: float,
+            ramp_s: float) -> np.ndarray:
+    """(T,) float64 on/off envelope in [0, 1]: exponential on and off durations, linear ramps between."""
+    on = rng.random() < mean_on_s / (mean_on_s + mean_off_s)
+    start = t[0] - rng.uniform(0, mean_on_s + mean_off_s)
+    knots, values = [], []
+    while start < t[-1]:
+        hold = rng.exponential(mean_on_s if on else mean_off_s)
+        knots += [start, start + hold]
+        values += [float(on), float(on)]
+        start += hold + ramp_s
+        on = not on
+    return np.interp(t, knots, values)
+
+
 # -- class patterns ----------------------------------------------------------------------------
 
+# Pattern amplitudes (µV at the field's peak, before the recording gain) relative to the background.
+_AMPLITUDE = {"seizure": 140, "lpd": 250, "gpd": 220, "lrda": 110, "grda": 110, "other": 1}
 
-def _class_sources(rng: np.random.Generator, plan: RecordingPlan, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every class pattern, its amplitude following the segment's q (other = none): (19, 5), (5, T)."""
-    makers = (_seizure, _lpd, _gpd, _lrda, _grda)
-    fields, series = zip(*(make(rng, t, plan.side) for make in makers), strict=True)
-    amplitudes = _class_weights(plan, t)
-    amplitudes *= np.float32(plan.gain) * np.stack(series)
-    return np.stack(fields, axis=1), amplitudes
+
+def _class_sources(rng: np.random.Generator, plan: RecordingPlan, t: np.ndarray) -> list[Source]:
+    """Every class pattern, its amplitude following the segment's q, present over a varied extent
+    around the labelled span (onset and offset ramps) and faded or absent elsewhere. `other` brings
+    hard negatives: sporadic sharp transients, irregular slowing, rhythmic artifacts."""
+    weights = _class_weights(plan, t)
+    lo = plan.eeg_start_s + min(plan.label_offsets) + (EEG_WINDOW_S - 10) / 2  # first labelled 10 s
+    hi = plan.eeg_start_s + max(plan.label_offsets) + (EEG_WINDOW_S + 10) / 2  # end of the last
+    makers = (_seizure, _lpd, _gpd, _lrda, _grda, _other)
+    out = []
+    for k, (name, make) in enumerate(zip(CLASSES, makers, strict=True)):
+        if weights[k].max() < 0.01 or (name == "other" and rng.random() < 0.5):  # invisible, or plain
+            continue
+        fields, series, envelope = make(rng, t, plan.side, lo, hi)
+        scale = np.float32(_AMPLITUDE[name] * np.exp(rng.normal(0, 0.15)))
+        series *= weights[k] * envelope.astype(np.float32) * scale
+        out.append((fields, series))
+    return out
 
 
 def _class_weights(plan: RecordingPlan, t: np.ndarray) -> np.ndarray:
-    """(5, T) float32: q of the five pattern classes over time, crossfaded at segment boundaries."""
-    q = np.array([s.q[:5] for s in plan.segments], dtype=np.float32)
+    """(6, T) float32: q over time, crossfaded at segment boundaries."""
+    q = np.array([s.q for s in plan.segments], dtype=np.float32)
     weights = np.repeat(q[0][:, None], len(t), axis=1)
     for k in range(1, len(q)):
         step = np.clip((t - plan.segments[k].start_s) / _CROSSFADE_S + 0.5, 0, 1).astype(np.float32)
@@ -620,63 +703,120 @@ def _class_weights(plan: RecordingPlan, t: np.ndarray) -> np.ndarray:
     return weights
 
 
+def _extent(rng: np.random.Generator, t: np.ndarray, on: float, off: float, residual: float) -> np.ndarray:
+    """(T,) envelope: 1 over [on, off] with waxing and waning, ramps of 2-10 s outside it, and elsewhere
+    nothing or (with probability `residual`) a faint intermittent remnant."""
+    ramp_in, ramp_out = rng.uniform(2, 10, 2)
+    envelope = np.clip(np.minimum((t - on) / ramp_in + 1, (off - t) / ramp_out + 1), 0, 1)
+    envelope *= _slow(rng, t, rng.uniform(2, 6), 0.65)
+    if rng.random() < residual:
+        envelope = np.maximum(envelope, rng.uniform(0.05, 0.35) * _bursts(rng, t, 10, 30, 3.0))
+    return envelope
+
+
+def _around(rng: np.random.Generator, lo: float, hi: float, mean_s: float) -> tuple[float, float]:
+    """A pattern's span: the labelled span [lo, hi] and an exponential extent either side."""
+    before, after = rng.exponential(mean_s, 2)
+    return lo - before, hi + after
+
+
 def _lateral_field(rng: np.random.Generator, side: int) -> np.ndarray:
-    """A focal field on one hemisphere: a bump around an electrode, little beyond the midline."""
+    """A focal field on one hemisphere around an electrode, its width (how many electrodes it covers)
+    and its spill over the midline drawn per pattern."""
     names = RIGHT if side else LEFT
     focus = XY[_INDEX[names[int(rng.integers(len(names)))]]]
     x = XY[:, 0] * (1 if side else -1)
-    hemisphere = np.where(x > 0, 1.0, np.where(x == 0, 0.3, 0.05))
-    field = _bump(focus, rng.uniform(0.35, 0.6)) * hemisphere
+    spill = rng.uniform(0.0, 0.15)
+    hemisphere = np.where(x > 0, 1.0, np.where(x == 0, 0.2 + 2 * spill, spill))
+    field = _bump(focus, rng.uniform(0.25, 0.7)) * hemisphere
     return field / field.max()
 
 
 def _general_field(rng: np.random.Generator) -> np.ndarray:
     """A field on both hemispheres, mirror-symmetric, varying front to back so bipolar pairs see it."""
-    spread, front = rng.uniform(0.3, 0.7), rng.uniform(-0.2, 0.9)
-    width = rng.uniform(0.45, 0.7)
+    spread, front = rng.uniform(0.3, 0.7), rng.uniform(-0.4, 0.9)
+    width = rng.uniform(0.4, 0.75)
     field = _bump((-spread, front), width) + _bump((spread, front), width)
-    field *= np.exp(0.08 * rng.standard_normal() * np.sign(XY[:, 0]))  # slight natural asymmetry
+    field *= np.exp(0.1 * rng.standard_normal() * np.sign(XY[:, 0]))  # slight natural asymmetry
     return field / field.max()
 
 
-def _seizure(rng: np.random.Generator, t: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rhythmic activity that evolves in cycles: frequency rising ~3 -> 8 Hz, amplitude growing."""
-    period = rng.uniform(20, 45)
-    low, high = rng.uniform(2.5, 4), rng.uniform(6, 9)
-    cycle = ((t + rng.uniform(0, period)) / period) % 1.0
-    phase = _phase(low + (high - low) * cycle)
-    wave = (np.sin(phase) + np.float32(0.35) * np.sin(2 * phase + np.float32(0.5))) * (0.4 + 0.6 * cycle)
-    field = _lateral_field(rng, side) if rng.random() < 0.6 else _general_field(rng)
-    return 110 * field, wave.astype(np.float32)
+def _seizure(rng: np.random.Generator, t: np.ndarray, side: int, lo: float, hi: float):
+    """One seizure of 20-150 s around the labelled span that evolves once: its frequency slows (or
+    speeds up) from a varied onset frequency, its amplitude grows and its waveform sharpens; a focal
+    onset may spread to both hemispheres."""
+    duration = max(hi - lo + rng.uniform(4, 30), rng.uniform(20, 150))
+    onset = lo - rng.uniform(0, duration - (hi - lo))
+    progress = np.clip((t - onset) / duration, 0, 1)
+    if rng.random() < 0.6:
+        start_hz = rng.uniform(4, 12)
+        end_hz = max(1.5, start_hz * rng.uniform(0.3, 0.7))
+    else:
+        start_hz, end_hz = rng.uniform(2, 5), rng.uniform(5, 10)
+    freq = start_hz + (end_hz - start_hz) * progress ** rng.uniform(0.6, 1.5)
+    phase = _phase(freq, rng.uniform(0, 2 * np.pi))
+    sharp = (rng.uniform(0, 0.5) + rng.uniform(0, 0.8) * progress).astype(np.float32)
+    wave = np.sin(phase) + np.float32(rng.uniform(0.1, 0.4)) * np.sin(2 * phase + np.float32(rng.uniform(0, 6)))
+    wave += sharp * (np.exp(np.float32(4) * (np.cos(phase) - 1)) - np.float32(0.25))  # spike-and-wave
+    wave *= (0.6 + 0.4 * progress).astype(np.float32)
+    envelope = _extent(rng, t, onset, onset + duration, residual=0.0)
+    focal = _lateral_field(rng, side) if rng.random() < 0.6 else _general_field(rng)
+    if rng.random() < 0.4:  # spreads from its focus to both hemispheres as it evolves
+        spread = (rng.uniform(0.3, 1.0) * progress).astype(np.float32)
+        fields = np.stack([focal, _general_field(rng)], axis=1)
+        return fields, np.stack([wave * (1 - spread), wave * spread]), envelope
+    return focal[:, None], wave[None], envelope
 
 
-def _lpd(rng: np.random.Generator, t: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Periodic sharp discharges (0.5-2 Hz) on one hemisphere."""
-    wave = _discharges(rng, len(t), rng.uniform(0.5, 2.0), _SHARP_WAVE)
-    return 250 * _lateral_field(rng, side), wave
+def _lpd(rng: np.random.Generator, t: np.ndarray, side: int, lo: float, hi: float):
+    """Periodic sharp discharges (0.5-2.5 Hz) on one hemisphere, their shape drawn per recording."""
+    wave = _discharges(rng, len(t), rng.uniform(0.5, 2.5), _discharge_kernel(rng, triphasic=False))
+    return _lateral_field(rng, side)[:, None], wave[None], _extent(rng, t, *_around(rng, lo, hi, 25), 0.5)
 
 
-def _gpd(rng: np.random.Generator, t: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Periodic (triphasic) discharges (0.7-2.5 Hz) on both hemispheres."""
-    wave = _discharges(rng, len(t), rng.uniform(0.7, 2.5), _TRIPHASIC_WAVE)
-    return 220 * _general_field(rng), wave
+def _gpd(rng: np.random.Generator, t: np.ndarray, side: int, lo: float, hi: float):
+    """Periodic (often triphasic) discharges (0.5-3 Hz) on both hemispheres."""
+    kernel = _discharge_kernel(rng, triphasic=rng.random() < 0.6)
+    wave = _discharges(rng, len(t), rng.uniform(0.5, 3.0), kernel)
+    return _general_field(rng)[:, None], wave[None], _extent(rng, t, *_around(rng, lo, hi, 25), 0.5)
 
 
-def _lrda(rng: np.random.Generator, t: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+def _lrda(rng: np.random.Generator, t: np.ndarray, side: int, lo: float, hi: float):
     """Rhythmic 1-3 Hz delta on one hemisphere."""
-    return 100 * _lateral_field(rng, side), _rhythm(rng, t, 1.0, 3.0)
+    return (_lateral_field(rng, side)[:, None], _rhythm(rng, t, 1.0, 3.0)[None],
+            _extent(rng, t, *_around(rng, lo, hi, 20), 0.5))
 
 
-def _grda(rng: np.random.Generator, t: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+def _grda(rng: np.random.Generator, t: np.ndarray, side: int, lo: float, hi: float):
     """Rhythmic 1-3 Hz delta on both hemispheres."""
-    return 100 * _general_field(rng), _rhythm(rng, t, 1.0, 3.0)
+    return (_general_field(rng)[:, None], _rhythm(rng, t, 1.0, 3.0)[None],
+            _extent(rng, t, *_around(rng, lo, hi, 20), 0.5))
+
+
+def _other(rng: np.random.Generator, t: np.ndarray, side: int, lo: float, hi: float):
+    """Hard negatives that experts call `other`: sporadic (not periodic) sharp transients, irregular
+    (not rhythmic) slowing, or a rhythmic artifact (glossokinetic / chewing-like)."""
+    n = len(t)
+    kind = rng.choice(3, p=(0.4, 0.35, 0.25))
+    field = _lateral_field(rng, side) if rng.random() < 0.5 else _general_field(rng)
+    if kind == 0:
+        count = rng.poisson(rng.uniform(0.05, 0.3) * n / FS)
+        wave = _place(n, rng.integers(0, n, count), _discharge_kernel(rng, rng.random() < 0.3),
+                      rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 1.0, count)) * np.float32(rng.uniform(50, 120))
+    elif kind == 1:
+        wave = _polymorphic_delta(rng, t) * np.float32(rng.uniform(25, 60))
+    else:  # frontal rhythmic artifact, 1-4 Hz, in bursts of a few seconds
+        field = np.exp(-((1 - XY[:, 1]) ** 2) / (2 * 0.35**2))
+        freq = rng.uniform(1, 4) * (0.85 + 0.3 * _slow(rng, t, 2.0, 0.0))
+        wave = np.sin(_phase(freq)) * _bursts(rng, t, 4, 8, 0.5).astype(np.float32) * np.float32(rng.uniform(30, 70))
+    return field[:, None], wave[None].astype(np.float32), _extent(rng, t, *_around(rng, lo, hi, 30), 0.6)
 
 
 def _rhythm(rng: np.random.Generator, t: np.ndarray, low: float, high: float) -> np.ndarray:
-    """A slightly sharpened sinusoid whose frequency drifts ±10% and whose amplitude waxes and wanes."""
+    """A sharpened sinusoid whose frequency drifts ±10% and whose harmonics (waveform) vary per recording."""
     freq = rng.uniform(low, high) * (0.9 + 0.2 * _slow(rng, t, 5.0, 0.0))
     phase = _phase(freq, rng.uniform(0, 2 * np.pi))
-    wave = (np.sin(phase) + np.float32(0.25) * np.sin(2 * phase + np.float32(0.8))) * _slow(rng, t, 4.0, 0.5)
+    wave = np.sin(phase) + np.float32(rng.uniform(0, 0.45)) * np.sin(2 * phase + np.float32(rng.uniform(0, 6.3)))
     return wave.astype(np.float32)
 
 
@@ -685,9 +825,20 @@ def _phase(freq_hz: np.ndarray, start: float = 0.0) -> np.ndarray:
     return (start + 2 * np.pi / FS * np.cumsum(freq_hz)).astype(np.float32)
 
 
+def _discharge_kernel(rng: np.random.Generator, triphasic: bool) -> np.ndarray:
+    """A discharge waveform drawn per recording: spike width, after-going slow wave, optional phases."""
+    spike = rng.uniform(0.015, 0.045)
+    slow = (rng.uniform(0.2, 0.8), rng.uniform(0.15, 0.28), rng.uniform(0.04, 0.12))
+    parts = ((-1.0, 0.08, spike), slow)
+    if triphasic:
+        parts = ((rng.uniform(0.2, 0.5), 0.04, rng.uniform(0.015, 0.03)), (-1.0, 0.11, spike * 1.3),
+                 (rng.uniform(0.4, 0.8), rng.uniform(0.22, 0.3), rng.uniform(0.05, 0.1)))
+    return _gauss(0.55, parts)
+
+
 def _discharges(rng: np.random.Generator, n: int, rate_hz: float, kernel: np.ndarray) -> np.ndarray:
-    starts = _periodic_starts(rng, n, rate_hz, jitter=0.08)
-    amplitudes = rng.choice([-1.0, 1.0]) * rng.uniform(0.7, 1.0, len(starts))
+    starts = _periodic_starts(rng, n, rate_hz, jitter=rng.uniform(0.03, 0.2))
+    amplitudes = rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.0, len(starts))
     return _place(n, starts, kernel, amplitudes)
 
 
@@ -713,8 +864,6 @@ def _gauss(seconds: float, parts: tuple[tuple[float, float, float], ...]) -> np.
     return sum(a * np.exp(-0.5 * ((t - c) / w) ** 2) for a, c, w in parts)
 
 
-_SHARP_WAVE = _gauss(0.5, ((-1.0, 0.07, 0.025), (0.5, 0.22, 0.07)))
-_TRIPHASIC_WAVE = _gauss(0.5, ((0.3, 0.05, 0.025), (-1.0, 0.13, 0.035), (0.5, 0.27, 0.07)))
 _HEARTBEAT = _gauss(0.7, ((0.1, 0.1, 0.025), (-0.1, 0.2, 0.008), (1.0, 0.22, 0.01), (-0.25, 0.24, 0.01),
                           (0.3, 0.45, 0.05)))
 _BLINK = _gauss(0.5, ((1.0, 0.25, 0.07),))
@@ -738,12 +887,46 @@ def _ekg_leak_field(rng: np.random.Generator) -> np.ndarray:
 
 
 def _add_artifacts(rng: np.random.Generator, scalp: np.ndarray) -> None:
+    """Artifacts drawn independently of the class (each in some recordings)."""
     if rng.random() < 0.7:
         _add_blinks(rng, scalp)
+    if rng.random() < 0.4:
+        _add_eye_movements(rng, scalp)
     if rng.random() < 0.5:
         _add_muscle(rng, scalp)
+    if rng.random() < 0.2:
+        _add_chewing(rng, scalp)
     if rng.random() < 0.5:
         _add_pops(rng, scalp)
+
+
+def _add_eye_movements(rng: np.random.Generator, scalp: np.ndarray) -> None:
+    """Lateral eye movements: slow steps of opposite polarity on F7 and F8, lasting 0.5-2 s."""
+    n = scalp.shape[1]
+    count = rng.poisson(rng.uniform(0.02, 0.15) * n / FS)
+    kernel = _hann(int(rng.uniform(0.5, 2.0) * FS))
+    series = _place(n, rng.integers(0, n, count), kernel, rng.uniform(30, 120, count) * rng.choice([-1.0, 1.0], count))
+    field = _bump((-0.8, 0.7), 0.3) - _bump((0.8, 0.7), 0.3)
+    _add_field(scalp, field, series)
+
+
+def _add_chewing(rng: np.random.Generator, scalp: np.ndarray) -> None:
+    """Chewing: runs of muscle bursts repeating at 1-2 Hz for several seconds on temporal electrodes."""
+    n = scalp.shape[1]
+    idx = [_INDEX[name] for name in ("F7", "T3", "T5", "F8", "T4", "T6")]
+    for _ in range(rng.poisson(2 * n / FS / 60) + 1):
+        length = int(rng.uniform(3, 12) * FS)
+        start = int(rng.integers(0, n - length))
+        beat = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 2) * np.arange(length) / FS)
+        burst = np.diff(rng.standard_normal((len(idx), length + 1)), axis=1) * (beat**4 * _hann(length))
+        scalp[idx, start:start + length] += (rng.uniform(20, 80) * burst).astype(np.float32)
+
+
+def _add_line_noise(rng: np.random.Generator, scalp: np.ndarray, t: np.ndarray) -> None:
+    """Mains interference (50 or 60 Hz) of a few µV, different on every electrode, in some recordings."""
+    if rng.random() < 0.3:
+        hum = np.sin(_phase(np.full(len(t), rng.choice([50.0, 60.0])), rng.uniform(0, 2 * np.pi)))
+        scalp += np.outer(rng.uniform(0, 1, len(SCALP)) * rng.uniform(2, 20), hum).astype(np.float32)
 
 
 def _add_blinks(rng: np.random.Generator, scalp: np.ndarray) -> None:
@@ -794,3 +977,8 @@ def _add_dropouts(rng: np.random.Generator, plan: RecordingPlan, signal: np.ndar
     if rng.random() < 0.03:
         flat = rng.choice(len(SCALP), size=int(rng.integers(1, 3)), replace=False)
         signal[flat] = 0.0
+    if rng.random() < 0.06:  # a channel or two flat for a while (electrode off), anywhere
+        length = int(rng.uniform(5, 60) * FS)
+        start = int(rng.integers(0, signal.shape[1] - length))
+        flat = rng.choice(len(SCALP), size=int(rng.integers(1, 3)), replace=False)
+        signal[flat, start:start + length] = 0.0

@@ -192,12 +192,12 @@ def test_low_vote_rows_are_sharper_than_high_vote_rows(folder, train):
     assert true_entropy[low].mean() + 0.2 < true_entropy[high].mean()
 
 
-def test_summary_floor_is_below_the_class_prior(folder):
+def test_summary_floor_is_well_below_the_class_prior(folder):
     summary = json.loads((folder / "truth" / "summary.json").read_text())
-    assert summary["generator"] == synth.GENERATOR
+    assert summary["generator"] == synth.GENERATOR and summary["version"] == synth.GENERATOR_VERSION
     kl = summary["kl"]
-    assert 0 < kl["floor_all"] < kl["prior_all"]
-    assert 0 < kl["floor_high"] < kl["prior_high"]
+    assert 0 < kl["floor_all"] < 0.5 * kl["prior_all"]
+    assert 0 < kl["floor_high"] < 0.5 * kl["prior_high"]
 
 
 # ---- signal ----------------------------------------------------------------------------------
@@ -223,6 +223,70 @@ def test_delta_asymmetry_separates_lateralised_from_generalised(folder, train):
     assert lateral.sum() >= 5 and (~lateral).sum() >= 5
     auc = mannwhitneyu(asymmetry[lateral], asymmetry[~lateral]).statistic / (lateral.sum() * (~lateral).sum())
     assert auc > 0.8
+
+
+def labelled_span(rows: pd.DataFrame) -> tuple[float, float]:
+    """Spectrogram seconds from the first labelled 10 s to the end of the last one of a recording."""
+    first = rows.iloc[0]
+    eeg_start = first["spectrogram_label_offset_seconds"] + 300 - (first["eeg_label_offset_seconds"] + 25)
+    return (eeg_start + rows["eeg_label_offset_seconds"].min() + 20,
+            eeg_start + rows["eeg_label_offset_seconds"].max() + 30)
+
+
+def read_spectrogram(folder, spectrogram_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(times, power (frames, 4 chains, 100 bins)) of a train spectrogram."""
+    spec = pd.read_parquet(folder / "train_spectrograms" / f"{spectrogram_id}.parquet")
+    times = spec.pop("time").to_numpy()
+    return times, spec.to_numpy(np.float64).reshape(len(spec), 4, 100)
+
+
+def test_a_seizure_fills_its_span_and_is_absent_far_from_it(folder, train):
+    """A seizure lasts seconds to minutes: the Kaggle spectrogram's power far (> 160 s) from the labelled
+    span is clearly lower than inside it, instead of the pattern repeating over the whole 600 s."""
+    truth = pd.read_parquet(folder / "truth" / "train_truth.parquet")
+    table = train.merge(truth[["label_id", "true_seizure_vote"]], on="label_id")
+    ratios = []
+    for _, rows in table.groupby("eeg_id"):
+        if rows["true_seizure_vote"].min() < 0.5:
+            continue
+        lo, hi = labelled_span(rows)
+        times, power = read_spectrogram(folder, rows["spectrogram_id"].iloc[0])
+        total = np.log(np.nansum(power, axis=(1, 2)) + 1e-9)
+        far = (times < lo - 160) | (times > hi + 160)
+        if far.sum() >= 10:
+            ratios.append(np.nanmedian(total[(times >= lo) & (times <= hi)]) - np.nanmedian(total[far]))
+    assert len(ratios) >= 4
+    assert np.median(ratios) > np.log(2) and np.mean(np.array(ratios) > np.log(1.25)) >= 0.8
+
+
+def steady_line_prominence(power: np.ndarray) -> float:
+    """Largest time-averaged excess (log) of one frequency bin over its neighbours, present at the
+    same bin (±1) in all four chains: a narrow spectral line that never goes away."""
+    logp = np.log(power + 1e-9)
+    prominence = np.full((4, 100), -np.inf)
+    for b in range(8, 94):
+        neighbours = np.r_[b - 6:b - 2, b + 3:b + 7]
+        prominence[:, b] = np.nanmean(logp[:, :, b] - logp[:, :, neighbours].mean(axis=-1), axis=0)
+    either = np.maximum(prominence[:, :-1], prominence[:, 1:])
+    return float(np.nan_to_num(either.min(axis=0), nan=-np.inf).max())
+
+
+def test_no_steady_spectral_line_on_every_chain(folder, train):
+    """A background rhythm is in some recordings, at its own frequency, waxing and waning: few
+    recordings show a steady narrow line at one frequency on all four chains."""
+    lines = [steady_line_prominence(read_spectrogram(folder, spec_id)[1])
+             for spec_id in train["spectrogram_id"].drop_duplicates()]
+    assert np.mean(np.array(lines) > 0.5) < 0.25
+
+
+def test_amplitude_varies_widely_between_recordings(folder, train):
+    """The recording gain is log-normal: the absolute level alone does not identify a class."""
+    levels = []
+    for eeg_id in train["eeg_id"].drop_duplicates():
+        eeg = pd.read_parquet(folder / "train_eegs" / f"{eeg_id}.parquet").to_numpy(np.float64)[:, :19]
+        levels.append(np.nanmedian(np.nanmedian(np.abs(eeg - np.nanmedian(eeg, axis=0)), axis=0)))
+    low, high = np.quantile(levels, [0.1, 0.9])
+    assert high / low > 3
 
 
 # ---- determinism and the output folder --------------------------------------------------------
