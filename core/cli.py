@@ -30,8 +30,6 @@ class Command(NamedTuple):
 COMMANDS = (
     Command("synth", "synthetic.eeg", "write a synthetic competition folder (Kaggle layout + truth/)",
             "synthetic", "eeg"),
-    Command("oof-sets", "synthetic.oof_sets", "write synthetic OOF sets (WORK/oof, test, folds) for stacking",
-            "synthetic", "oof-sets"),
     Command("summary", "features.summary", "rows, recordings, patients, classes, voters, prior KL of a data folder",
             "features", "summary"),
     Command("prepare", "features.cache", "compute and cache views for every label row and test eeg",
@@ -79,7 +77,10 @@ def main(argv: list[str] | None = None, stage: str | None = None, default: str |
         sub = subparsers.add_parser(name, help=command.help, description=command.help)
         if command is chosen:
             module.add_arguments(sub)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2, already printed in one line)
+        return int(stop.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return run_main(lambda: module.run(args))
 

@@ -1,4 +1,4 @@
-"""Kaggle's KL-divergence metric (DESIGN.md "Metric") and high-vote scoring."""
+"""Kaggle's KL-divergence metric (ARCHITECTURE.md "Metric") and high-vote scoring."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Names fixed by the Kaggle competition layout (DESIGN.md "Data")."""
+"""Names fixed by the Kaggle competition layout (ARCHITECTURE.md "Data")."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class QualityNote(NamedTuple):
 
 
 class KaggleFolder:
-    """The unzipped competition folder (DESIGN.md "Data"); every problem raises a one-line DataError."""
+    """The unzipped competition folder (ARCHITECTURE.md "Data"); every problem raises a one-line DataError."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)

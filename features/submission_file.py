@@ -1,6 +1,6 @@
 """The Kaggle submission file: normalised, checked against the competition's test ids, written atomically.
 
-Kaggle's metric does not renormalise (DESIGN.md "Metric"), so rows that do not sum to 1 would be
+Kaggle's metric does not renormalise (ARCHITECTURE.md "Metric"), so rows that do not sum to 1 would be
 scored as they are; the writer normalises and the validator refuses anything else.
 """
 

@@ -1,4 +1,4 @@
-"""One patient-grouped, stratified K-fold split per data folder, shared by every model (DESIGN.md "Folds")."""
+"""One patient-grouped, stratified K-fold split per data folder, shared by every model (ARCHITECTURE.md "Folds")."""
 
 from __future__ import annotations
 

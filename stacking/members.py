@@ -1,4 +1,4 @@
-"""Loading OOF sets (DESIGN.md "OOF contract") into aligned arrays, refusing sets that do not line up."""
+"""Loading OOF sets (ARCHITECTURE.md "OOF contract") into aligned arrays, refusing sets that do not line up."""
 
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ def _load_tests(work: Path, names: list[str]) -> tuple[np.ndarray | None, np.nda
     paths = {n: member_path(work, n, "test") for n in names}
     present = [n for n, p in paths.items() if p.exists()]
     if not present:
-        log.warning("no member has test predictions under %s; stacking the OOF sets only", work / "test")
+        log.warning("no member has test predictions under %s; stacking the OOF sets only", Work(work).test_dir())
         return None, None
     if len(present) < len(names):
         lacking = next(n for n in names if n not in present)

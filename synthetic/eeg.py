@@ -58,10 +58,16 @@ from core.schema import (
     TRAIN_COLUMNS,
     VOTE_COLUMNS,
 )
+from features.eeg_spectrogram import hann
 from features.labels import add_vote_targets, samples
 from features.montage import CHAIN_PAIRS
+from features.summary import voter_table
 
 log = logging.getLogger(__name__)
+
+
+def hann_f32(n: int) -> np.ndarray:
+    return hann(n).astype(np.float32)
 
 GENERATOR = "synthetic.eeg"
 GENERATOR_VERSION = 2
@@ -319,23 +325,9 @@ def truth_summary(train: pd.DataFrame, train_truth: pd.DataFrame, seed: int, n_t
         "kl_note": "on features.labels.samples; floor: predictor = the true vote distribution; prior: "
                    "the mean target of all samples; prior_high_own: the mean target of the high-vote "
                    "samples, scored on them",
-        "voter_bands": voter_bands(train),
+        # label rows per voter band (the regimes' shares), as `hms-stack summary` tabulates samples
+        "voter_bands": voter_table(add_vote_targets(train)).to_dict(orient="records"),
     }
-
-
-def voter_bands(train: pd.DataFrame) -> dict:
-    """Per voter band: share of label rows, mean target entropy, largest class and its share."""
-    table = add_vote_targets(train)
-    targets = table[list(TARGET_COLUMNS)].to_numpy()
-    entropy = -(targets * np.log(np.where(targets > 0, targets, 1.0))).sum(axis=1)
-    bands = {}
-    for name, low, high in (("1-2", 1, 2), ("3-5", 3, 5), ("6-9", 6, 9), (">=10", 10, 10**6)):
-        rows = table["n_votes"].between(low, high).to_numpy()
-        if rows.any():
-            counts = table.loc[rows, "expert_consensus"].value_counts(normalize=True)
-            bands[name] = {"row_share": float(rows.mean()), "mean_target_entropy": float(entropy[rows].mean()),
-                           "largest_class": str(counts.index[0]), "largest_class_share": float(counts.iloc[0])}
-    return bands
 
 
 def _kl_or_none(targets: np.ndarray, preds: np.ndarray) -> float | None:
@@ -499,7 +491,7 @@ def chain_spectrogram(scalp: np.ndarray, centres: np.ndarray) -> np.ndarray:
 
     `scalp` is (19, T) in EEG_COLUMNS order; every frame must lie inside it.
     """
-    window = _hann(SPEC_NFFT)
+    window = hann_f32(SPEC_NFFT)
     density = np.float32(2.0 / (FS * float((window**2).sum())))  # one-sided power spectral density
     out = np.empty((len(centres), len(CHAINS), len(SPEC_BINS)), dtype=np.float32)
     for c, chain in enumerate(CHAINS):  # chain by chain: the frames stay small
@@ -510,10 +502,6 @@ def chain_spectrogram(scalp: np.ndarray, centres: np.ndarray) -> np.ndarray:
         spectra = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)[..., SPEC_BINS[0]:SPEC_BINS[-1] + 1]
         out[:, c] = (spectra.real**2 + spectra.imag**2).mean(axis=0) * density
     return out.reshape(len(centres), -1)
-
-
-def _hann(n: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
 def simulate_signal(plan: RecordingPlan, rng: np.random.Generator) -> np.ndarray:
@@ -595,7 +583,7 @@ def _sleep_transients(rng: np.random.Generator, t: np.ndarray) -> list[Source]:
     n = len(t)
     seconds = rng.uniform(0.5, 1.5)
     tk = np.arange(int(seconds * FS)) / FS
-    spindle = np.sin(2 * np.pi * rng.uniform(11, 15) * tk) * _hann(len(tk))
+    spindle = np.sin(2 * np.pi * rng.uniform(11, 15) * tk) * hann_f32(len(tk))
     count = rng.poisson(rng.uniform(2, 8) * n / FS / 60)
     spindles = _place(n, rng.integers(0, n, count), spindle, rng.uniform(0.5, 1.0, count))
     vertex = _gauss(0.6, ((0.3, 0.1, 0.03), (-1.0, 0.2, rng.uniform(0.03, 0.06)), (0.4, 0.35, 0.08)))
@@ -904,7 +892,7 @@ def _add_eye_movements(rng: np.random.Generator, scalp: np.ndarray) -> None:
     """Lateral eye movements: slow steps of opposite polarity on F7 and F8, lasting 0.5-2 s."""
     n = scalp.shape[1]
     count = rng.poisson(rng.uniform(0.02, 0.15) * n / FS)
-    kernel = _hann(int(rng.uniform(0.5, 2.0) * FS))
+    kernel = hann_f32(int(rng.uniform(0.5, 2.0) * FS))
     series = _place(n, rng.integers(0, n, count), kernel, rng.uniform(30, 120, count) * rng.choice([-1.0, 1.0], count))
     field = _bump((-0.8, 0.7), 0.3) - _bump((0.8, 0.7), 0.3)
     _add_field(scalp, field, series)
@@ -918,7 +906,7 @@ def _add_chewing(rng: np.random.Generator, scalp: np.ndarray) -> None:
         length = int(rng.uniform(3, 12) * FS)
         start = int(rng.integers(0, n - length))
         beat = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 2) * np.arange(length) / FS)
-        burst = np.diff(rng.standard_normal((len(idx), length + 1)), axis=1) * (beat**4 * _hann(length))
+        burst = np.diff(rng.standard_normal((len(idx), length + 1)), axis=1) * (beat**4 * hann_f32(length))
         scalp[idx, start:start + length] += (rng.uniform(20, 80) * burst).astype(np.float32)
 
 
@@ -946,7 +934,7 @@ def _add_muscle(rng: np.random.Generator, scalp: np.ndarray) -> None:
         start = int(rng.integers(0, n - length))
         names = sides[0] + sides[1] if rng.random() < 0.3 else sides[int(rng.integers(2))]
         idx = [_INDEX[name] for name in names]
-        burst = np.diff(rng.standard_normal((len(idx), length + 1)), axis=1) * _hann(length)
+        burst = np.diff(rng.standard_normal((len(idx), length + 1)), axis=1) * hann_f32(length)
         scalp[idx, start:start + length] += (rng.uniform(15, 60) / np.sqrt(2) * burst).astype(np.float32)
 
 

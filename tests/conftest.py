@@ -1,5 +1,5 @@
-"""Shared fixtures. `tiny_data`/`tiny_work`: a session-wide tiny end-to-end run (synthetic data -> two
-CPU presets -> stack) for the submission, bundle and report tests: the files `make oof` + `make stack` write."""
+"""Shared fixtures. `tiny_data`/`tiny_work`: a session-wide tiny end-to-end run (synthetic data -> three
+members -> stack) for the submission, bundle and report tests: the files `make oof` + `make stack` write."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 
 FAST = ["n_folds=3", "epochs=2", "stage2_epochs=1", "batch_size=16"]
 # The kspec member reads the full kaggle_spec view: the table-row cache (features.spec_tables) end to end.
-MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64", "views=kaggle_spec"]))
+# The LightGBM member (features, boosters as best.txt) goes through the same driver, stack, submission and bundle.
+MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64", "views=kaggle_spec"]),
+           ("lgbm_bands", ["n_estimators=150", "min_votes=1"]))
 
 
 @pytest.fixture(scope="session")

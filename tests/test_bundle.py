@@ -30,9 +30,9 @@ def bundle(tiny_work) -> Path:
 
 def test_bundle_holds_wheel_checkpoints_configs_stacker_and_entry_points(bundle, tiny_work):
     assert len(list((bundle / "wheels").glob("hms_stack-*-py3-none-any.whl"))) == 1
-    for name in ("wave1d_cpu", "mit_b0_kspec_cpu"):
+    for name, checkpoint in (("wave1d_cpu", "best.pt"), ("mit_b0_kspec_cpu", "best.pt"), ("lgbm_bands", "best.txt")):
         assert (bundle / "work" / "oof" / f"{name}.json").is_file()
-        assert sorted(p.parent.name for p in (bundle / "work" / "models" / name).glob("fold*/best.pt")) == \
+        assert sorted(p.parent.name for p in (bundle / "work" / "models" / name).glob(f"fold*/{checkpoint}")) == \
             ["fold0", "fold1", "fold2"]
     assert (bundle / "work" / "stack" / "stacker.json").is_file()
     assert not (bundle / "work" / "models" / "wave1d_cpu" / "fold0" / "last.pt").exists()  # weights only

@@ -9,7 +9,10 @@ from models.build import build_model
 from oof.recipes import RECIPES, get_recipe
 
 REQUIRED = {"mit_b0_spec", "mit_b1_spec", "mit_b2_spec", "mit_b0_kspec", "mit_b1_mix", "wave1d",
-            "mit_b0_spec_cpu", "mit_b0_kspec_cpu", "wave1d_cpu"}
+            "mit_b0_spec_cpu", "mit_b0_kspec_cpu", "wave1d_cpu",
+            # the top solutions' members (issue 13), each with a CPU preset
+            "effb0_kspec_eegspec", "effb5_raw_image", "mixnet_pair_mel", "effnet1d_wave", "lgbm_bands",
+            "effb0_kspec_eegspec_cpu", "effb5_raw_image_cpu", "mixnet_pair_mel_cpu", "effnet1d_wave_cpu"}
 
 
 def test_the_named_recipes_exist():
@@ -57,3 +60,33 @@ def test_build_model_gives_six_logits():
     assert model(torch.zeros(2, 1, 64, 96)).shape == (2, 6)
     wave = build_model(get_recipe("wave1d_cpu").model, in_chans=16).eval()
     assert wave(torch.zeros(2, 16, 1000)).shape == (2, 6)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_and_gives_six_logits(name):
+    """Each named recipe resolves, has a provenance line, and (neural ones) builds for its views' shape."""
+    import torch
+
+    from features.views import zeros_batch
+    from models.build import model_input_channels
+
+    recipe = get_recipe(name)
+    assert recipe.provenance or not name.endswith("_cpu")
+    if recipe.is_gbdt or not name.endswith("_cpu"):  # full-size GPU models: too slow to build on every run
+        return
+    sample = zeros_batch(recipe.model.views)
+    model = build_model(recipe.model, model_input_channels(recipe.model, sample)).eval()
+    from models.build import input_transform
+
+    to_input = input_transform(recipe.model)
+    with torch.no_grad():
+        assert model(to_input(sample.repeat(2, *[1] * (sample.dim() - 1))) if to_input else
+                     sample.repeat(2, *[1] * (sample.dim() - 1))).shape == (2, 6)
+
+
+def test_top_solution_recipes_carry_their_training_options():
+    raw = get_recipe("effb5_raw_image")
+    assert (raw.data.vote_weighting, raw.data.high_vote_min, raw.train.stage2_from_top_k) == ("linear", 7, 3)
+    assert (raw.model.image_layout, raw.model.image_size, raw.model.image_width) == ("rows", 160, 1000)
+    assert get_recipe("mixnet_pair_mel").model.head_pool == "gem"
+    assert get_recipe("lgbm_bands").is_gbdt and not get_recipe("effnet1d_wave").is_gbdt

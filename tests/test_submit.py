@@ -15,7 +15,7 @@ from core.errors import UserFacingError
 from core.schema import VOTE_COLUMNS
 
 pytestmark = pytest.mark.slow
-NAMES = ["wave1d_cpu", "mit_b0_kspec_cpu"]  # the members of the conftest tiny_work run
+NAMES = ["wave1d_cpu", "mit_b0_kspec_cpu", "lgbm_bands"]  # the members of the conftest tiny_work run
 
 
 @pytest.fixture(scope="module")
