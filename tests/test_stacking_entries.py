@@ -26,7 +26,7 @@ def data():
 
 
 def _context(data, tmp_path, method):
-    config = StackConfig(work=tmp_path, methods=(method,), mlp=MlpConfig(epochs=8))
+    config = StackConfig(work=tmp_path, methods=(method,), mlp=MlpConfig(epochs=8, patient_features=True))
     m = data.members
     high = m.n_votes >= 10
     return StackContext(config, m, [RowPolicy(10, balanced=True)], high, Scorer.of(m, high))
