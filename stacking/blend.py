@@ -10,27 +10,40 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import optuna
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
+from core.errors import UserFacingError
 from core.metric import EPS
 from stacking.tuning import quiet_optuna, tpe_sampler
 
 SPACES = ("prob", "log")
 N_CLASSES = 6
+VARIANTS = ("plain", "temperature", "bias", "bias+temperature")
 
 
 @dataclass(frozen=True)
 class BlendConfig:
     space: str = "prob"
-    bias: bool = True
+    bias: bool = True           # fit_blend's form; the stack fits each of `variants` instead
     temperature: bool = True
+    # The forms `make stack` fits, each a configuration of the robust choice (stacking.honest).
+    variants: tuple[str, ...] = VARIANTS
     trials: int = 100
     seed: int = 0
+
+    def variant(self, name: str) -> BlendConfig:
+        """This config fitting variant `name`: plain weights, + temperature, + class bias, or both.
+        Plain weights are convex in probability space: L-BFGS alone, no search."""
+        if name not in VARIANTS:
+            raise UserFacingError(f"blend.variants: {name!r} is not one of {', '.join(VARIANTS)}")
+        parts = name.split("+")
+        trials = 0 if name == "plain" else self.trials
+        return replace(self, bias="bias" in parts, temperature="temperature" in parts, trials=trials)
 
 
 @dataclass

@@ -112,10 +112,13 @@ class CVOutput:
 class LgbmCV:
     """Cross-validation of one parameter set over the shared folds, with cached LightGBM datasets."""
 
-    def __init__(self, members: MemberSet, config: LgbmConfig, high_votes: int):
+    def __init__(self, members: MemberSet, config: LgbmConfig, high_votes: int,
+                 score_weights: np.ndarray | None = None):
         self.members = members
         self.config = config
         self.high = members.n_votes >= high_votes
+        # Per-row weight of the CV figure (stacking.honest.Scorer); default: every high-vote row counts 1.
+        self.score_weights = self.high.astype(np.float64) if score_weights is None else score_weights
         self.features = FoldFeatures(members, config.max_raw_members, high_votes)
         self.folds = [int(k) for k in members.folds]
         self._datasets: dict[tuple, tuple[lgb.Dataset, lgb.Dataset]] = {}
@@ -129,13 +132,14 @@ class LgbmCV:
             m = self.members
             x = self.features.for_fold(k)[0]
             v = self.stopping_fold(k)
-            weights = np.where(rows & (m.fold != k) & (m.fold != v), policy.row_weights(m.n_votes), 0.0)
+            weights = np.where(rows & (m.fold != k) & (m.fold != v), policy.row_weights(m.n_votes, m.recordings), 0.0)
             valid_rows = rows & (m.fold == v) & self.high
+            valid_weights = np.where(valid_rows, self.score_weights, 0.0)  # early-stop on what is scored
             if not valid_rows.any():
-                valid_rows = rows & (m.fold == v)
+                valid_weights = (rows & (m.fold == v)).astype(np.float64)
             data, label, weight = expand_soft_targets(x, m.targets, weights)
             train = lgb.Dataset(data, label=label, weight=weight, params=DATASET_PARAMS)
-            data, label, weight = expand_soft_targets(x, m.targets, valid_rows.astype(np.float64))
+            data, label, weight = expand_soft_targets(x, m.targets, valid_weights)
             valid = lgb.Dataset(data, label=label, weight=weight, params=DATASET_PARAMS, reference=train)
             self._datasets[key] = (train.construct(), valid.construct())
         return self._datasets[key]
@@ -192,13 +196,13 @@ class LgbmSearch:
     method = "lgbm"
 
     def __init__(self, members: MemberSet, policies: list[RowPolicy], config: LgbmConfig, high_votes: int,
-                 storage: str):
+                 storage: str, score_weights: np.ndarray | None = None):
         self.members = members
         self.policies = policies
         self.config = config
         self.high_votes = high_votes
         self.storage = storage
-        self.cv = LgbmCV(members, config, high_votes)
+        self.cv = LgbmCV(members, config, high_votes, score_weights)
         self.tune_rows = _tuning_rows(members, policies, high_votes, config)
         self._runs: dict[int, StackerRun] = {}
         self.trials: list[optuna.trial.FrozenTrial] = []  # finished trials: the inner candidates
@@ -210,6 +214,8 @@ class LgbmSearch:
         config = {k: v for k, v in asdict(self.config).items() if k not in ("trials", "storage", "threads")}
         spec = {"members": self.members.names, "data": self.members.fingerprint(), "config": config,
                 "policies": [p.label for p in self.policies], "high_votes": self.high_votes,
+                "balanced": [p.balanced for p in self.policies],
+                "score_weights": hashlib.sha1(self.cv.score_weights.tobytes()).hexdigest()[:12],
                 "features": FEATURE_VERSION, "search": SEARCH_VERSION}
         digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
         return f"lgbm-{len(self.members.names)}members-{digest}"
@@ -239,9 +245,9 @@ class LgbmSearch:
         sums, counts = [], []
 
         def on_fold(step: int, k: int, held: np.ndarray, pred: np.ndarray) -> None:
-            high = self.cv.high[held]
-            sums.append(float(kl_per_row(self.members.targets[held][high], pred[high]).sum()))
-            counts.append(int(high.sum()))
+            w = self.cv.score_weights[held]
+            sums.append(float(w @ kl_per_row(self.members.targets[held], np.nan_to_num(pred, nan=1 / 6))))
+            counts.append(float(w.sum()))
             trial.report(sum(sums) / max(sum(counts), 1), step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -256,8 +262,16 @@ class LgbmSearch:
         return [FoldScores(np.array(t.user_attrs["fold_kl_sum"]), np.array(t.user_attrs["fold_n"]))
                 for t in self.trials]
 
-    def finalise(self, i: int) -> StackerRun:
-        return self.candidate(i)
+    def best_trial(self, exclude: int | None = None) -> int:
+        """The trial with the best CV on the tuning rows outside fold index `exclude` (first on ties)."""
+        return int(np.argmin([s.mean(exclude) for s in self.inner_scores()]))
+
+    def configurations(self, exclude: int | None) -> list[StackerRun]:
+        """One configuration: trials are hyper-parameters of one method, chosen by plain CV."""
+        return [self.candidate(self.best_trial(exclude))]
+
+    def finalise(self, run: StackerRun | int) -> StackerRun:
+        return self.candidate(run) if isinstance(run, int) else run
 
     def candidate(self, i: int) -> StackerRun:
         """Trial i re-run on every row, with test predictions (cached)."""

@@ -32,16 +32,25 @@ class MemberSet:
     probs: np.ndarray           # (M, N, 6)
     test_ids: np.ndarray | None = None     # (T,)
     test_probs: np.ndarray | None = None   # (M, T, 6)
+    # Patient per row and per test row, when known (WORK/folds.parquet, DATA/test.csv): the
+    # patient-level features need them; None turns those features off.
+    groups: np.ndarray | None = None       # (N,)
+    test_groups: np.ndarray | None = None  # (T,)
 
     @property
     def folds(self) -> np.ndarray:
         return np.unique(self.fold)
 
+    @property
+    def recordings(self) -> np.ndarray:
+        """eeg_id per row: the unit the test set has one row of."""
+        return self.keys["eeg_id"].to_numpy()
+
     def subset(self, names: list[str]) -> MemberSet:
         index = [self.names.index(n) for n in names]
         test = None if self.test_probs is None else self.test_probs[index]
         return MemberSet(list(names), self.keys, self.fold, self.n_votes, self.targets,
-                         self.probs[index], self.test_ids, test)
+                         self.probs[index], self.test_ids, test, self.groups, self.test_groups)
 
     def fingerprint(self) -> str:
         """Content hash: a study or cache made for other predictions, rows or folds is not reused."""

@@ -6,6 +6,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,19 @@ from features.kaggle_data import KaggleFolder
 from features.submission_file import expected_ids, write_submission
 from oof.folds import read_folds
 from stacking.config import StackConfig, stack_config
-from stacking.honest import Choice, Search, choose
+from stacking.honest import RULES, Choice, Scorer, Search, choose
 from stacking.members import MemberSet, load_members
 from stacking.policy import RowPolicy, candidate_policies, require_rows
-from stacking.report import baseline_table, build_report, final_line, format_table, member_table, stacker_table
+from stacking.prior_shift import check_correction, correct
+from stacking.report import (
+    baseline_table,
+    build_report,
+    configuration_table,
+    final_line,
+    format_table,
+    member_table,
+    stacker_table,
+)
 from stacking.saved_stacker import from_run, save_stacker
 from stacking.stackers import STACKERS, StackContext
 
@@ -44,22 +54,89 @@ def _stack(config: StackConfig, show: Callable[[str], None]) -> dict:
     work = Work(config.work)
     folds = read_folds(work) if work.folds().exists() else None
     members = load_members(work, list(config.models) if config.models else None, folds)
+    attach_patients(members, folds, config.data)
     high = members.n_votes >= config.high_votes
-    policies = candidate_policies(config.min_votes, config.vote_weighting, config.auto_thresholds)
+    policies = candidate_policies(config.min_votes, config.vote_weighting, config.auto_thresholds,
+                                  config.recording_weights)
     _check_inputs(config, members, high, policies)
     show(format_table({**member_table(members, config.high_votes), **baseline_table(members, config.high_votes)},
                       config.high_votes, title=f"{len(members.names)} members, {len(high)} rows"))
     timings = {"load": time.perf_counter() - started}
-    searches = _searches(StackContext(config, members, policies, high), timings)
-    t0 = time.perf_counter()
-    choice = choose(searches, members, high)
-    timings["choose"] = time.perf_counter() - t0
+    stacked = fit_and_choose(config, members, timings)
     timings["total"] = time.perf_counter() - started
-    report = build_report(members, choice, to_plain(config), config.high_votes, timings)
-    report["submission"] = _write_outputs(config, members, choice, report)
-    show(format_table(stacker_table(members, choice, config.high_votes), config.high_votes, title="stacker"))
-    show(final_line(choice, config.high_votes))
+    report = build_report(members, stacked.choice, to_plain(config), config.high_votes, timings)
+    report["prior_correction"] = stacked.prior_info
+    report["submission"] = _write_outputs(config, members, stacked, report)
+    show(format_table(stacker_table(members, stacked.choice, config.high_votes), config.high_votes,
+                      title="stacker (CV ± SE by recording)"))
+    show(configuration_table(stacked.choice))
+    show(final_line(stacked.choice, config.high_votes))
     return report
+
+
+@dataclass
+class Stacked:
+    """The choice, and the chosen stacker's test predictions after any prior correction."""
+
+    choice: Choice
+    test: np.ndarray | None
+    train_prior: np.ndarray | None = None
+    prior_steps: int = 1
+    prior_info: dict | None = None
+
+
+def fit_and_choose(config: StackConfig, members: MemberSet, timings: dict | None = None) -> Stacked:
+    """Every stacker of `config.methods` fitted honestly, the rule's choice, and its test predictions."""
+    timings = {} if timings is None else timings
+    check_correction(config.prior_correction)
+    if config.choice not in RULES:
+        raise UserFacingError(f"choice= must be one of {', '.join(RULES)}, not {config.choice!r}")
+    high = members.n_votes >= config.high_votes
+    policies = candidate_policies(config.min_votes, config.vote_weighting, config.auto_thresholds,
+                                  config.recording_weights)
+    scorer = Scorer.of(members, high, config.recording_weights)
+    searches = _searches(StackContext(config, members, policies, high, scorer), timings)
+    t0 = time.perf_counter()
+    choice = choose(searches, scorer, config.choice, config.choice_se)
+    timings["choose"] = time.perf_counter() - t0
+    stacked = Stacked(choice, choice.run.test)
+    if config.prior_correction == "em":
+        stacked.train_prior = scorer_prior(scorer, choice.run.oof)
+        stacked.prior_steps = config.prior_steps
+        stacked.prior_info = {"method": "em", "steps": config.prior_steps, "train_prior": stacked.train_prior.tolist()}
+        if stacked.test is not None:
+            stacked.test = correct(choice.run.test, stacked.train_prior, config.prior_steps)
+            stacked.prior_info["test_prior"] = stacked.test.mean(axis=0).tolist()
+    return stacked
+
+
+def scorer_prior(scorer: Scorer, oof: np.ndarray) -> np.ndarray:
+    """The class mix a stacker is calibrated to: its OOF predictions' mean, weighted as the CV figures are."""
+    w = scorer.weights
+    return (w @ oof) / w.sum()
+
+
+def attach_patients(members: MemberSet, folds: pd.DataFrame | None, data: Path) -> None:
+    """Patient ids for the OOF rows (WORK/folds.parquet) and the test rows (DATA/test.csv), where known."""
+    if folds is not None and "patient_id" in folds.columns:
+        key = [c for c in ("eeg_id", "label_id") if c in members.keys.columns and c in folds.columns]
+        table = folds[[*key, "patient_id"]].drop_duplicates(key)
+        merged = members.keys[key].merge(table, on=key, how="left")
+        if merged["patient_id"].notna().all():
+            members.groups = merged["patient_id"].to_numpy(np.int64)
+    if members.groups is None:
+        log.info("no patient ids for the OOF rows (WORK/folds.parquet): patient-level features are off")
+    if members.test_ids is None or not (Path(data) / "test.csv").is_file():
+        return
+    try:
+        test = KaggleFolder(data).test_table()
+    except UserFacingError as err:
+        log.info("test.csv unreadable (%s): patient-level features are off", err)
+        return
+    patient = pd.Series(test["patient_id"].to_numpy(np.int64), index=test["eeg_id"].to_numpy(np.int64))
+    ids = pd.Index(members.test_ids)
+    if ids.isin(patient.index).all():
+        members.test_groups = patient.loc[members.test_ids].to_numpy(np.int64)
 
 
 def _check_inputs(config: StackConfig, members: MemberSet, high: np.ndarray, policies: list[RowPolicy]) -> None:
@@ -82,6 +159,7 @@ def _check_inputs(config: StackConfig, members: MemberSet, high: np.ndarray, pol
 
 
 def _searches(ctx: StackContext, timings: dict) -> list[Search]:
+    """Fit each method's search; a method's fit time is its own."""
     searches: list[Search] = []
     for method in ctx.config.methods:
         t0 = time.perf_counter()
@@ -91,8 +169,9 @@ def _searches(ctx: StackContext, timings: dict) -> list[Search]:
     return searches
 
 
-def _write_outputs(config: StackConfig, members: MemberSet, choice: Choice, report: dict) -> str | None:
+def _write_outputs(config: StackConfig, members: MemberSet, stacked: Stacked, report: dict) -> str | None:
     work = Work(config.work)
+    choice = stacked.choice
     provenance = {"method": choice.run.method, "policy": choice.run.policy.label, "members": members.names}
     oof = members.keys.copy()
     oof["fold"] = members.fold
@@ -100,10 +179,10 @@ def _write_outputs(config: StackConfig, members: MemberSet, choice: Choice, repo
     oof[list(TARGET_COLUMNS)] = members.targets
     oof["n_votes"] = members.n_votes
     write_parquet(work.stack_oof(), oof, provenance)
-    save_stacker(work, from_run(choice.run, members.names))
+    save_stacker(work, from_run(choice.run, members.names, stacked.train_prior, stacked.prior_steps))
     submission = None
-    if choice.run.test is not None:
-        test = pd.DataFrame(choice.run.test, columns=list(VOTE_COLUMNS))
+    if stacked.test is not None:
+        test = pd.DataFrame(stacked.test, columns=list(VOTE_COLUMNS))
         test.insert(0, "eeg_id", members.test_ids)
         write_parquet(work.stack_test(), test, provenance)
         if config.submission and KaggleFolder(config.data).has_submission_ids():

@@ -3,7 +3,8 @@ it to new member predictions: what `make submission` needs to predict a test set
 
 Floats go through JSON at full precision (Python's repr round-trips), and LightGBM boosters through
 their own text format, so the applied stacker reproduces the test predictions of `make stack`.
-Each method saves and loads through its entry in stacking.stackers.
+Each method saves and loads through its entry in stacking.stackers. With prior_correction=em the
+saved stacker carries the prior it is calibrated to and re-runs EM on each new test set.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from core.artifacts import write_json
 from core.errors import UserFacingError
 from core.work import Work
 from stacking.crossfit import StackerRun
+from stacking.prior_shift import correct
 from stacking.stackers import Predictor, stacker_entry
 
 FORMAT = 1
@@ -29,19 +31,35 @@ class SavedStacker:
     members: list[str]          # the order of the stacker's inputs
     policy: str = ""
     model: Predictor | None = None
+    train_prior: list[float] | None = None  # set: EM prior correction on every test set (stacking.prior_shift)
+    prior_steps: int = 1
 
-    def apply(self, test_probs: dict[str, np.ndarray]) -> np.ndarray:
-        """{member: (T, 6)} -> (T, 6) stacked probabilities."""
+    def apply(self, test_probs: dict[str, np.ndarray], eeg_ids: np.ndarray | None = None,
+              patients: np.ndarray | None = None) -> np.ndarray:
+        """{member: (T, 6)} -> (T, 6) stacked probabilities; stackers with patient features also use the
+        rows' eeg_ids and patient ids (test.csv)."""
         missing = [m for m in self.members if m not in test_probs]
         if missing:
             raise UserFacingError(f"no test predictions for stack member(s) {', '.join(missing)}; the saved "
                                   f"stacker needs {', '.join(self.members)}")
-        return self.model.predict(np.stack([_rows_sum_to_one(test_probs[m]) for m in self.members]))
+        return self.predict(np.stack([_rows_sum_to_one(test_probs[m]) for m in self.members]), eeg_ids, patients)
+
+    def predict(self, probs: np.ndarray, eeg_ids: np.ndarray | None = None,
+                patients: np.ndarray | None = None) -> np.ndarray:
+        """(M, T, 6) member probabilities in `members` order -> (T, 6)."""
+        if getattr(self.model, "uses_patients", False):
+            out = self.model.predict(probs, eeg_ids, patients)
+        else:
+            out = self.model.predict(probs)
+        return out if self.train_prior is None else correct(out, np.asarray(self.train_prior), self.prior_steps)
 
 
-def from_run(run: StackerRun, members: list[str]) -> SavedStacker:
-    """The SavedStacker of a finalised StackerRun."""
-    return SavedStacker(run.method, list(members), run.policy.label, stacker_entry(run.method).model(run))
+def from_run(run: StackerRun, members: list[str], train_prior: np.ndarray | None = None,
+             prior_steps: int = 1) -> SavedStacker:
+    """The SavedStacker of a finalised StackerRun (with the prior correction's train prior, if any)."""
+    prior = None if train_prior is None else [float(v) for v in train_prior]
+    return SavedStacker(run.method, list(members), run.policy.label, stacker_entry(run.method).model(run), prior,
+                        prior_steps)
 
 
 def _rows_sum_to_one(probs: np.ndarray) -> np.ndarray:
@@ -56,7 +74,8 @@ def save_stacker(work: Path | str | Work, stacker: SavedStacker) -> Path:
     work.stack_dir().mkdir(parents=True, exist_ok=True)
     for stale in side_files(work):
         stale.unlink(missing_ok=True)
-    payload = {"format": FORMAT, "method": stacker.method, "policy": stacker.policy, "members": stacker.members}
+    payload = {"format": FORMAT, "method": stacker.method, "policy": stacker.policy, "members": stacker.members,
+               "train_prior": stacker.train_prior, "prior_steps": stacker.prior_steps}
     payload.update(stacker_entry(stacker.method).save(stacker.model, work.stack_dir()))
     write_json(work.stacker(), payload)
     return work.stacker()
@@ -83,4 +102,5 @@ def load_stacker(work: Path | str | Work) -> SavedStacker:
     if saved.get("format") != FORMAT:
         raise UserFacingError(f"{path} has format {saved.get('format')}, this code reads {FORMAT}; rerun `make stack`")
     model = stacker_entry(saved["method"]).load(saved, work.stack_dir())
-    return SavedStacker(saved["method"], list(saved["members"]), saved.get("policy", ""), model)
+    return SavedStacker(saved["method"], list(saved["members"]), saved.get("policy", ""), model,
+                        saved.get("train_prior"), int(saved.get("prior_steps", 1)))

@@ -129,3 +129,69 @@ def write_synthetic_work(work: Path | str, n_rows: int = 2000, specs: list[Membe
         test[list(VOTE_COLUMNS)] = member_predictions(test_truth, spec, seed=seed * 1000 + j + 500)
         write_parquet(Work(work).test(spec.name), test)
     return table
+
+
+# ---- recordings with several samples, and a test set with its own class mix ----------------------
+SAMPLES_BY_CLASS = (6, 1, 1, 2, 1, 1)  # recordings of some classes have many labelled samples, as on Kaggle
+
+
+@dataclass
+class ShiftedSet:
+    """OOF rows (several samples per recording) and a test set of one row per recording, label-shifted
+    by `test_shift`; `test_truth` is each test row's true vote distribution, for scoring."""
+
+    members: MemberSet
+    table: pd.DataFrame
+    test_truth: np.ndarray
+    test_shift: np.ndarray
+
+
+def label_shifted_test(n_test: int, shift: np.ndarray, rng: np.random.Generator,
+                       alpha: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """(what the members see, true vote distribution) of test recordings under exact label shift of
+    the vote label by class weights `shift`: P_test(x, y) ∝ P(x, y) · shift_y. Drawn as recordings
+    picked with probability ∝ Σ_c p_c shift_c whose voters then follow p ∘ shift (normalised);
+    the members see the unshifted p, since p(x | y) does not change. shift = 1 is no shift."""
+    pool = rng.dirichlet(np.full(N_CLASSES, alpha), size=4 * n_test)
+    weight = pool @ shift
+    picked = rng.choice(len(pool), size=n_test, replace=False, p=weight / weight.sum())
+    seen = pool[picked]
+    truth = seen * shift
+    return seen, truth / truth.sum(axis=1, keepdims=True)
+
+
+def shifted_member_set(n_recordings: int = 2000, specs: list[MemberSpec] | None = None, seed: int = 0,
+                       test_shift: tuple[float, ...] | None = None, n_test: int = 2000, n_folds: int = 5,
+                       samples_by_class: tuple[int, ...] = SAMPLES_BY_CLASS, low_vote_share: float = 0.3,
+                       recordings_per_patient: int = 3) -> ShiftedSet:
+    """Recordings with a class-dependent number of samples (so OOF rows over-count some classes),
+    members' test predictions on one row per recording, label-shifted by `test_shift` (default:
+    none), patient ids for both splits."""
+    specs = specs or default_specs(5)
+    rng = np.random.default_rng(seed)
+    rec_truth = rng.dirichlet(np.full(N_CLASSES, 0.6), size=n_recordings)
+    per_rec = np.asarray(samples_by_class)[rec_truth.argmax(axis=1)]
+    rec_of_row = np.repeat(np.arange(n_recordings), per_rec)
+    truth = rec_truth[rec_of_row]
+    n_rows = len(rec_of_row)
+    low = rng.random(n_rows) < low_vote_share
+    n_votes = np.where(low, rng.integers(1, 6, n_rows), rng.integers(10, 29, n_rows))
+    mix = np.where(low[:, None], 0.9 * np.eye(N_CLASSES)[rng.choice(N_CLASSES, n_rows, p=LOW_VOTE_MIX)]
+                   + 0.1 * truth, truth)
+    votes = np.stack([rng.multinomial(n, m) for n, m in zip(n_votes, mix, strict=True)])
+    patient = rec_of_row // recordings_per_patient
+    fold_of_patient = rng.permutation(patient.max() + 1) % n_folds
+    table = pd.DataFrame({"eeg_id": 1000 + rec_of_row, "label_id": 10_000 + np.arange(n_rows),
+                          "patient_id": patient, "fold": fold_of_patient[patient], "n_votes": n_votes})
+    for i, col in enumerate(TARGET_COLUMNS):
+        table[col] = votes[:, i] / n_votes
+    shift = np.ones(N_CLASSES) if test_shift is None else np.asarray(test_shift, dtype=np.float64)
+    seen, test_truth = label_shifted_test(n_test, shift, np.random.default_rng(seed + 7))
+    probs = np.stack([member_predictions(truth, s, seed * 1000 + j) for j, s in enumerate(specs)])
+    test_probs = np.stack([member_predictions(seen, s, seed * 1000 + j + 500) for j, s in enumerate(specs)])
+    members = MemberSet(
+        names=[s.name for s in specs], keys=table[["eeg_id", "label_id"]], fold=table["fold"].to_numpy(),
+        n_votes=table["n_votes"].to_numpy(), targets=table[list(TARGET_COLUMNS)].to_numpy(), probs=probs,
+        test_ids=900_000 + np.arange(n_test), test_probs=test_probs, groups=patient,
+        test_groups=1_000_000 + np.arange(n_test) // recordings_per_patient)
+    return ShiftedSet(members, table, test_truth, shift)

@@ -46,7 +46,7 @@ def test_stack_writes_outputs_and_names_the_final_method(folders, capsys):
     out = capsys.readouterr().out
     assert "model_00" in out and "class prior" in out and "final: " in out and "nested estimate" in out
     report = json.loads((work / "stack" / "report.json").read_text())
-    assert set(report["stackers"]) == {"blend", "selection", "lgbm"}
+    assert set(report["stackers"]) == {"blend", "selection", "logit", "mlp", "lgbm"}
     final = report["final"]
     assert final["method"] in report["stackers"] and final["method"] in out.split("final: ")[1]
     assert np.isfinite(final["nested_kl_high"]) and len(final["nested_per_fold"]) == 5
