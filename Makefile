@@ -8,6 +8,7 @@ WORK   ?= artifacts
 SYNTH  ?= data_synth
 N_EEGS ?= 600
 SEED   ?= 0
+GAIN   ?= 1
 MODEL  ?=
 FOLDS  ?=
 VIEW   ?=
@@ -41,8 +42,8 @@ test: setup  ## the test suite (unit tests + tiny end-to-end runs)
 lint: setup  ## ruff over every package
 	$(VENV)/bin/ruff check core features models oof stacking submission synthetic bench tests
 
-synth: setup  ## a synthetic competition folder: SYNTH=data_synth N_EEGS=600 SEED=0
-	$(HMS) synth $(SYNTH) --n-eegs $(N_EEGS) --seed $(SEED)
+synth: setup  ## a synthetic competition folder: SYNTH=data_synth N_EEGS=600 SEED=0 [GAIN=3: amplitudes x3]
+	$(HMS) synth $(SYNTH) --n-eegs $(N_EEGS) --seed $(SEED) --gain $(GAIN)
 
 summary: setup  ## rows, recordings, patients, classes, voters, prior KL of DATA
 	$(HMS) summary --data $(DATA)

@@ -18,6 +18,7 @@ import pandas as pd
 from core.device import resolve_device
 from core.schema import VOTE_COLUMNS
 from core.work import Work
+from features.kaggle_data import KaggleFolder
 from features.submission_file import write_submission
 from stacking.saved_stacker import load_stacker
 from submission.infer import CHUNK_RECORDINGS, predict_test
@@ -30,7 +31,9 @@ def build_submission(data: Path | str, work: Path | str, out: Path | str, device
     """Predict the test set with every stack member, apply the saved stacker, write and validate `out`."""
     stacker = load_stacker(work)
     ids, member_probs = predict_test(Path(data), Path(work), stacker.members, resolve_device(device), chunk)
-    frame = pd.DataFrame(stacker.apply(member_probs), columns=list(VOTE_COLUMNS))
+    # the patient-feature stackers need each test row's patient (test.csv, in the order predict_test used)
+    patients = KaggleFolder(data).test_table().set_index("eeg_id").loc[ids, "patient_id"].to_numpy()
+    frame = pd.DataFrame(stacker.apply(member_probs, ids, patients), columns=list(VOTE_COLUMNS))
     frame.insert(0, "eeg_id", ids.astype(np.int64))
     return write_submission(frame, data, out)
 

@@ -185,8 +185,11 @@ class Patient:
 
 
 def write_synthetic(out: Path | str, n_eegs: int = 600, seed: int = 0, n_test: int | None = None,
-                    n_jobs: int = 2) -> dict:
+                    n_jobs: int = 2, gain: float = 1.0) -> dict:
     """Write a complete synthetic competition folder at `out`; return the truth summary.
+
+    `gain` multiplies every EEG amplitude (and so the spectrogram power by gain²), nothing else: the same
+    recordings and votes at another amplitude scale, to check that a model learns patterns, not levels.
 
     The folder appears only when complete (written beside it, then renamed). An existing folder
     is replaced only if it is empty or a previous synthetic output.
@@ -202,7 +205,7 @@ def write_synthetic(out: Path | str, n_eegs: int = 600, seed: int = 0, n_test: i
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        summary = _write_folder(partial, train_plans, test_plans, seed, n_jobs)
+        summary = _write_folder(partial, train_plans, test_plans, seed, n_jobs, gain)
         _replace_folder(partial, out)
     finally:
         if partial.exists():
@@ -238,11 +241,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-test", type=int, default=None, help="test recordings (default max(5, n_eegs/10))")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (output does not depend on it)")
+    parser.add_argument("--gain", type=float, default=1.0,
+                        help="multiply every EEG amplitude (a scaled copy of the same folder: --gain 3)")
 
 
 def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    summary = write_synthetic(args.out, n_eegs=args.n_eegs, seed=args.seed, n_test=args.n_test, n_jobs=args.jobs)
+    summary = write_synthetic(args.out, n_eegs=args.n_eegs, seed=args.seed, n_test=args.n_test, n_jobs=args.jobs,
+                              gain=args.gain)
     kl = {key: "n/a" if value is None else f"{value:.3f}" for key, value in summary["kl"].items()}
     print(f"wrote {args.out}: {summary['n_train_eegs']} train EEGs ({summary['n_label_rows']} label rows), "
           f"{summary['n_test_eegs']} test EEGs in {time.perf_counter() - started:.1f} s; "
@@ -281,7 +287,7 @@ def _replace_folder(partial: Path, out: Path) -> None:
 
 
 def _write_folder(root: Path, train_plans: list[RecordingPlan], test_plans: list[RecordingPlan],
-                  seed: int, n_jobs: int) -> dict:
+                  seed: int, n_jobs: int, gain: float = 1.0) -> dict:
     for sub in ("train_eegs", "train_spectrograms", "test_eegs", "test_spectrograms", "truth"):
         (root / sub).mkdir()
     train, train_truth = _train_tables(train_plans)
@@ -290,14 +296,14 @@ def _write_folder(root: Path, train_plans: list[RecordingPlan], test_plans: list
     test.to_csv(root / "test.csv", index=False)
     submission = pd.DataFrame({"eeg_id": test["eeg_id"], **{c: 1 / 6 for c in VOTE_COLUMNS}})
     submission[list(SUBMISSION_COLUMNS)].to_csv(root / "sample_submission.csv", index=False)
-    provenance = {"generator": GENERATOR, "seed": seed}
+    provenance = {"generator": GENERATOR, "seed": seed, "gain": gain}
     write_parquet(root / "truth" / "train_truth.parquet", train_truth, provenance)
     write_parquet(root / "truth" / "test_truth.parquet", test_truth, provenance)
     t0 = time.perf_counter()
     plans = train_plans + test_plans
-    Parallel(n_jobs=min(n_jobs, len(plans)))(delayed(render_recording)(plan, seed, root) for plan in plans)
+    Parallel(n_jobs=min(n_jobs, len(plans)))(delayed(render_recording)(plan, seed, root, gain) for plan in plans)
     log.info("rendered %d recordings in %.1f s with %d workers", len(plans), time.perf_counter() - t0, n_jobs)
-    summary = truth_summary(train, train_truth, seed, len(test_plans))
+    summary = {**truth_summary(train, train_truth, seed, len(test_plans)), "gain": gain}
     write_json(root / "truth" / "summary.json", summary)  # last: its presence marks a complete folder
     return summary
 
@@ -448,7 +454,7 @@ def _test_tables(plans: list[RecordingPlan]) -> tuple[pd.DataFrame, pd.DataFrame
 # ---- rendering: one long signal per recording ---------------------------------------------
 
 
-def render_recording(plan: RecordingPlan, seed: int, root: Path) -> None:
+def render_recording(plan: RecordingPlan, seed: int, root: Path, gain: float = 1.0) -> None:
     """Simulate `plan`'s signal and write its EEG slice and its spectrogram (the worker's job).
 
     Seeded from (seed, split, index) alone, so the output does not depend on the worker count.
@@ -456,6 +462,8 @@ def render_recording(plan: RecordingPlan, seed: int, root: Path) -> None:
     _keep_freed_memory()
     rng = np.random.default_rng([seed, 0 if plan.split == "train" else 1, plan.index])
     signal = simulate_signal(plan, rng)
+    if gain != 1.0:
+        signal *= np.float32(gain)
     start = (_PAD_S + plan.eeg_start_s) * FS
     eeg = signal[:, start:start + plan.eeg_seconds * FS]
     times = np.arange(1, plan.total_seconds, SPEC_STEP_S)

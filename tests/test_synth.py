@@ -333,3 +333,17 @@ def test_a_crash_leaves_no_folder_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         synth.write_synthetic(tmp_path / "data", n_eegs=2, n_test=1, n_jobs=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gain_scales_the_same_recordings(tmp_path):
+    """--gain 3: every EEG value x3 and spectrogram power x9, the same rows, votes and truth."""
+    plain = synth.write_synthetic(tmp_path / "x1", n_eegs=2, seed=5, n_test=1, n_jobs=1)
+    scaled = synth.write_synthetic(tmp_path / "x3", n_eegs=2, seed=5, n_test=1, n_jobs=1, gain=3.0)
+    assert plain["kl"] == scaled["kl"] and scaled["gain"] == 3.0
+    a, b = (pd.read_csv(tmp_path / d / "train.csv") for d in ("x1", "x3"))
+    pd.testing.assert_frame_equal(a, b)
+    eeg_id, spec_id = int(a["eeg_id"].iloc[0]), int(a["spectrogram_id"].iloc[0])
+    x1, x3 = (pd.read_parquet(tmp_path / d / "train_eegs" / f"{eeg_id}.parquet").to_numpy() for d in ("x1", "x3"))
+    np.testing.assert_allclose(x3, 3 * x1, rtol=1e-6, equal_nan=True)
+    s1, s3 = (pd.read_parquet(tmp_path / d / "train_spectrograms" / f"{spec_id}.parquet") for d in ("x1", "x3"))
+    np.testing.assert_allclose(s3.iloc[:, 1:].to_numpy(), 9 * s1.iloc[:, 1:].to_numpy(), rtol=1e-4, equal_nan=True)
