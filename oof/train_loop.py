@@ -163,7 +163,7 @@ def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path |
         if stage == 1 and cfg.stage2_from_top_k > 0:
             _keep_top_k(state, eval_model, row, cfg, run_dir)
         if _selection_kl(row, cfg.select_on) < state.best["score"]:
-            state.best = {"epoch": epoch, "score": _selection_kl(row, cfg.select_on)}
+            state.best = {**state.best, "epoch": epoch, "score": _selection_kl(row, cfg.select_on)}
             _save(eval_model.state_dict(), run_dir / "best.pt")
         _save({"config": asdict(cfg), "code_version": code_version(), "epoch": epoch, "stage": stage,
                "model": model.state_dict(), "optimizer": optimizer.state_dict(),

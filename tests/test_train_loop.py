@@ -218,3 +218,37 @@ def test_predict_with_tta_is_the_mean_of_plain_and_swapped(tmp_path):
     assert not np.allclose(plain, swapped)
     tiled = predict(model, VALID_LOADER, "cpu", to_input=lambda x: x * 2)
     assert not np.allclose(tiled, plain)
+
+
+def test_stage2_starts_from_the_mean_of_the_best_stage1_weights(tmp_path, monkeypatch):
+    """stage2_from_top_k=2 (2nd place): the k best stage-1 epochs' weights are kept on disk and averaged
+    into the model when stage 2 begins; a run killed at the stage boundary resumes to the same weights."""
+    from oof import train_loop
+
+    cfg = config(epochs=4, stage2_epochs=1, ema_decay=0.0, stage2_from_top_k=2)
+    seen = {}
+    real = train_loop._load_top_k_mean
+
+    def spy(model, ema, state, run_dir, device):
+        real(model, ema, state, run_dir, device)
+        seen["start"] = {k: v.clone() for k, v in model.state_dict().items()}
+        seen["top"] = [int(e) for _, e in state.best["top"]]
+
+    monkeypatch.setattr(train_loop, "_load_top_k_mean", spy)
+    _, result = fit(tmp_path / "full", cfg)
+    stage1 = [r for r in result.history if r["stage"] == 1]
+    best_two = sorted(stage1, key=lambda r: r["kl_high"])[:2]
+    assert sorted(seen["top"]) == sorted(r["epoch"] for r in best_two)
+    kept = sorted(p.name for p in (tmp_path / "full").glob("stage1_epoch*.pt"))
+    assert kept == sorted(f"stage1_epoch{e}.pt" for e in seen["top"])
+    files = [torch.load(tmp_path / "full" / f"stage1_epoch{e}.pt", weights_only=True) for e in seen["top"]]
+    for key, value in seen["start"].items():
+        expected = (files[0][key] + files[1][key]) / 2 if value.dtype.is_floating_point else files[0][key]
+        torch.testing.assert_close(value, expected)
+
+    with pytest.raises(SimulatedKill):
+        fit(tmp_path / "resumed", cfg, stop_after_epoch=3)
+    resumed_model, _ = fit(tmp_path / "resumed", cfg, model=TinyNet(seed=5))
+    full_best = torch.load(tmp_path / "full" / "best.pt", weights_only=True)
+    for key, value in resumed_model.state_dict().items():
+        assert torch.equal(value, full_best[key]), key
