@@ -163,11 +163,11 @@ def heatmap(values: np.ndarray, rows: list[str], columns: list[str], title: str,
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(columns) + 3), max(2.5, 0.6 * len(rows) + 1.5)),
                            layout="constrained")
     image = ax.imshow(values, cmap=cmap, aspect="auto")
-    middle = np.nanmean(values)
     for i in range(len(rows)):
         for j in range(len(columns)):
+            r, g, b, _ = image.cmap(image.norm(values[i, j]))
             ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=9,
-                    color="black" if values[i, j] > middle else "white")
+                    color="black" if 0.3 * r + 0.6 * g + 0.1 * b > 0.5 else "white")  # readable on the cell
     ax.set_xticks(range(len(columns)), columns)
     ax.set_yticks(range(len(rows)), rows)
     ax.set_title(title)
@@ -188,6 +188,7 @@ def grouped_bars(series: dict[str, list[float]], groups: list[str], title: str, 
     ax.set_xticks(x, groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    ax.margins(y=0.15)  # room for the bar labels under the legend
     ax.legend(fontsize=8, ncols=min(len(series), 4))
     _save(fig, out)
 

@@ -137,11 +137,13 @@ def blend_section(work: Path, stack_report: dict, out: Path) -> str:
     bias, temperature = [float(b) for b in blend["bias"]], float(blend["temperature"])
     report_plots.grouped_bars({"bias": bias}, list(CLASSES), f"Blend: per-class bias (log space), temperature "
                               f"{temperature:.3f}", "bias added to the log-probabilities", out / "blend_bias.png")
+    flat = " Here T is so large that the members hardly count: the blend is about softmax(bias), a fitted " \
+           "class prior." if temperature > 100 else ""
     return ("<h2>Blend bias and temperature</h2>"
             + table(["temperature", *CLASSES], [[temperature, *bias]])
             + figure("Blend bias per class", "blend_bias.png",
-                     "The blend divides the weighted log-probabilities by the temperature and adds the bias: "
-                     "T > 1 softens the members' mean, a positive bias raises that class everywhere."))
+                     f"The blend predicts softmax(weighted members / T + bias), members in {blend.get('space')} "
+                     f"space: T > 1 softens them, a positive bias raises that class everywhere.{flat}"))
 
 
 def _saved_blend(work: Path) -> dict | None:
@@ -189,6 +191,8 @@ def importance_section(work: Path, stack_report: dict, out: Path) -> str:
     gains, names = _gains(work, saved, stack_report["members"])
     if gains is None:
         return "<h2>LightGBM importances</h2><p>The saved boosters are missing.</p>"
+    if not gains.any():
+        return "<h2>LightGBM importances</h2><p>The saved boosters made no split (too few rows?): every gain is 0.</p>"
     top = np.argsort(gains, kind="stable")[::-1][:TOP_FEATURES]
     report_plots.importances([names[i] for i in top], gains[top], "LightGBM stacker: feature gain",
                              out / "lgbm_importance.png")
