@@ -54,7 +54,7 @@ def build_bundle(work: Path | str, out: Path | None = None, data: Path | None = 
     temp.chmod(0o755)  # mkdtemp's 0700 would survive the move
     try:
         copy_work_files(work, temp / "work", stacker.members)
-        write_selfcheck(work, temp / "work", stacker.members, data)
+        _selfcheck_rows(work, temp / "work", stacker.members, data)
         build_wheel(temp / "wheels")
         shutil.copy2(ENTRY, temp / "infer.py")
         (temp / "infer.ipynb").write_text(json.dumps(notebook(ENTRY.read_text()), indent=1) + "\n")
@@ -66,6 +66,15 @@ def build_bundle(work: Path | str, out: Path | None = None, data: Path | None = 
         shutil.rmtree(temp, ignore_errors=True)
     write_zip(out, out.with_suffix(".zip"))
     return out
+
+
+def _selfcheck_rows(work: Path, dest: Path, members: list[str], data: Path | None) -> None:
+    """The self-check rows need the train data behind the view cache: without it the bundle still works,
+    only `infer.py --self-check` refuses it (in one line)."""
+    try:
+        write_selfcheck(work, dest, members, data)
+    except (UserFacingError, OSError) as err:
+        log.warning("bundle without self-check rows (%s); pass --data <train data folder> to add them", err)
 
 
 def manifest(folder: Path, stacker) -> dict:
@@ -131,8 +140,10 @@ def notebook(script: str) -> dict:
                      "data; the internet can stay off. The wheel is installed with `pip --no-index --no-deps`: "
                      "torch, lightgbm, pandas, ... are Kaggle's preinstalled ones."),
         ("code", functions),
-        ("code", "# --bundle defaults to the first attached dataset holding work/stack/stacker.json\n"
-                 'exit_code = main(["--data", str(KAGGLE_DATA), "--out", "/kaggle/working/submission.csv"])\n'
+        ("code", "# --bundle defaults to the shallowest folder under /kaggle/input (a dataset or a Model) holding\n"
+                 "# work/stack/stacker.json; --self-check re-predicts the bundled train rows first (CPU, seconds)\n"
+                 'exit_code = main(["--data", str(KAGGLE_DATA), "--out", "/kaggle/working/submission.csv",\n'
+                 '                  "--self-check"])\n'
                  'assert exit_code == 0, "see the error above"'),
     ]
     return {"cells": [_cell(kind, text, i) for i, (kind, text) in enumerate(cells)],

@@ -124,15 +124,15 @@ def example_predictions(votes: np.ndarray, preds: dict[str, np.ndarray], title: 
     series = {"votes": votes, **preds}
     x = np.arange(len(CLASSES))
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(10, 4.2), layout="constrained")
     for i, (label, values) in enumerate(series.items()):
         ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label,
                color="black" if label == "votes" else None)
-    ax.set_xticks(x, CLASSES)
+    ax.set_xticks(x, CLASSES, fontsize=12)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     ax.set_title(title)
-    ax.legend(fontsize=8, ncols=min(len(series), 4))
+    ax.legend(fontsize=11, ncols=min(len(series), 4))
     _save(fig, out)
 
 
