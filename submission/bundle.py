@@ -5,8 +5,10 @@
       work/oof/NAME.json                            resolved recipes of the stack members
       work/models/NAME/fold*/best.pt                their fold checkpoints
       work/stack/stacker.json, lgbm_fold*.txt, report.json   the saved final stacker
+      work/selfcheck/NAME.npz, stack.npz            a few train rows for `infer.py --self-check`
       infer.py, infer.ipynb                         entry points (stacking/bundle_entry.py)
-      manifest.json                                 members, method, code version
+      manifest.json                                 members, method, code version, the library and
+                                                    Python versions it was built with, SHA-256 per file
 
 The work/ folder has the WORK layout, so `python -m stacking submit --work bundle/work` reads it too.
 """
@@ -20,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from core.work import Work
 from oof.gbdt_member import checkpoint_suffix
 from oof.recipe import recipe_from_dict
 from stacking.saved_stacker import load_stacker, side_files
+from submission.bundle_entry import file_sha256, running_versions
 from submission.infer import member_folds, retrain_command
+from submission.selfcheck import write_selfcheck
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,9 @@ MAIN_GUARD = 'if __name__ == "__main__":'
 STORED = (".pt", ".whl")  # already compressed or incompressible: deflating them only costs time
 
 
-def build_bundle(work: Path | str, out: Path | None = None) -> Path:
-    """Write the bundle folder (replacing an old one) and its zip beside it; return the folder."""
+def build_bundle(work: Path | str, out: Path | None = None, data: Path | None = None) -> Path:
+    """Write the bundle folder (replacing an old one) and its zip beside it; return the folder. `data`:
+    the train data behind the view cache (default: the folder each member was trained on)."""
     work = Path(work)
     out = Path(out) if out else Work(work).bundle_dir()
     stacker = load_stacker(work)  # refuses early when `make stack` has not saved one
@@ -50,11 +54,11 @@ def build_bundle(work: Path | str, out: Path | None = None) -> Path:
     temp.chmod(0o755)  # mkdtemp's 0700 would survive the move
     try:
         copy_work_files(work, temp / "work", stacker.members)
+        _selfcheck_rows(work, temp / "work", stacker.members, data)
         build_wheel(temp / "wheels")
         shutil.copy2(ENTRY, temp / "infer.py")
         (temp / "infer.ipynb").write_text(json.dumps(notebook(ENTRY.read_text()), indent=1) + "\n")
-        write_json(temp / "manifest.json", {"members": stacker.members, "method": stacker.method,
-                                            "policy": stacker.policy, "code_version": code_version()})
+        write_json(temp / "manifest.json", manifest(temp, stacker))
         if out.exists():
             shutil.rmtree(out)
         shutil.move(temp, out)
@@ -62,6 +66,23 @@ def build_bundle(work: Path | str, out: Path | None = None) -> Path:
         shutil.rmtree(temp, ignore_errors=True)
     write_zip(out, out.with_suffix(".zip"))
     return out
+
+
+def _selfcheck_rows(work: Path, dest: Path, members: list[str], data: Path | None) -> None:
+    """The self-check rows need the train data behind the view cache: without it the bundle still works,
+    only `infer.py --self-check` refuses it (in one line)."""
+    try:
+        write_selfcheck(work, dest, members, data)
+    except (UserFacingError, OSError) as err:
+        log.warning("bundle without self-check rows (%s); pass --data <train data folder> to add them", err)
+
+
+def manifest(folder: Path, stacker) -> dict:
+    """What infer.py checks before it predicts: the versions built with, and each bundled file's SHA-256."""
+    files = sorted(p for p in [*(folder / "work").rglob("*"), *(folder / "wheels").glob("*.whl")] if p.is_file())
+    return {"members": stacker.members, "method": stacker.method, "policy": stacker.policy,
+            "code_version": code_version(), "versions": running_versions(),
+            "sha256": {p.relative_to(folder).as_posix(): file_sha256(p) for p in files}}
 
 
 def copy_work_files(work: Path, dest: Path, members: list[str]) -> None:
@@ -91,6 +112,8 @@ def build_wheel(dest: Path) -> Path:
     pyproject = ROOT / "pyproject.toml"
     if not pyproject.is_file():
         raise UserFacingError(f"{pyproject} is missing: `make bundle` builds the wheel from a checkout of hms-stack")
+    import tomllib  # build time only: nothing on Kaggle (Python 3.10 there) imports it
+
     patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     with tempfile.TemporaryDirectory(prefix="hms-wheel-") as tmp:
         source = Path(tmp) / "src"
@@ -117,8 +140,10 @@ def notebook(script: str) -> dict:
                      "data; the internet can stay off. The wheel is installed with `pip --no-index --no-deps`: "
                      "torch, lightgbm, pandas, ... are Kaggle's preinstalled ones."),
         ("code", functions),
-        ("code", "# --bundle defaults to the first attached dataset holding work/stack/stacker.json\n"
-                 'exit_code = main(["--data", str(KAGGLE_DATA), "--out", "/kaggle/working/submission.csv"])\n'
+        ("code", "# --bundle defaults to the shallowest folder under /kaggle/input (a dataset or a Model) holding\n"
+                 "# work/stack/stacker.json; --self-check re-predicts the bundled train rows first (CPU, seconds)\n"
+                 'exit_code = main(["--data", str(KAGGLE_DATA), "--out", "/kaggle/working/submission.csv",\n'
+                 '                  "--self-check"])\n'
                  'assert exit_code == 0, "see the error above"'),
     ]
     return {"cells": [_cell(kind, text, i) for i, (kind, text) in enumerate(cells)],
@@ -147,10 +172,12 @@ def write_zip(folder: Path, path: Path) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", type=Path, default=Path("artifacts"), help="work folder after `make stack`")
     parser.add_argument("--out", type=Path, help="bundle folder (default WORK/bundle; the zip goes beside it)")
+    parser.add_argument("--data", type=Path, help="train data behind WORK/cache, for the self-check rows "
+                                                  "(default: the folder each member was trained on)")
 
 
 def run(args: argparse.Namespace) -> None:
-    out = build_bundle(args.work, args.out)
+    out = build_bundle(args.work, args.out, args.data)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     print(f"wrote {out} ({size:.1f} MiB) and {out.with_suffix('.zip')}: upload it as a Kaggle dataset, "
           f"then run infer.py or infer.ipynb with the internet off")

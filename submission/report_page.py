@@ -1,9 +1,11 @@
 """`python -m stacking report`: WORK/report/index.html with PNG figures of the members and the stack.
 
-KL per model and stacked (all / high-vote rows), the confusion of the argmax, a reliability plot,
-the stack weights, and three high-vote example recordings (best, median, worst stacked KL) drawn
-with `features.plot` beside their votes and predictions. Reads the OOF sets, WORK/stack/ and, for
-the examples, the train recordings under --data.
+KL per model and stacked (all / high-vote rows; per fold, class and voter bucket), learning curves,
+the confusion of the argmax, per-class reliability with bin counts, the test-vs-OOF class mix, the
+members' correlation, the stack weights, the blend's bias and temperature, the Optuna history and
+LightGBM importances (submission.report_sections), and three high-vote example recordings (best,
+median, worst stacked KL) drawn with `features.plot` beside their votes and predictions. Reads the
+OOF sets and their shards, WORK/stack/ and, for the examples, the train recordings under --data.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from features.kaggle_data import KaggleFolder
 from features.plot import find_row, plot_window
 from stacking.members import MemberSet, load_members
 from stacking.report import baseline_table, member_table
-from submission import report_plots
+from submission import report_plots, report_sections
+from submission.report_sections import figure as _figure
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,16 @@ def build_report(work: Path | str, data: Path | str, out: Path | None = None) ->
     high_votes = int(stack_report.get("high_votes", 10))
     final = stack_report["final"]["method"]
     sections = [_kl_section(members, stacked, final, high_votes, out),
+                report_sections.breakdown_section(members, stacked, out),
+                report_sections.voter_section(members, stacked, out),
+                report_sections.learning_section(work, members, out),
                 _calibration_section(members, stacked, out),
+                report_sections.class_mix_section(work, members, stacked, out),
+                report_sections.correlation_section(members, out),
                 _weights_section(stack_report, out),
+                report_sections.blend_section(work, stack_report, out),
+                report_sections.optuna_section(work, stack_report, out),
+                report_sections.importance_section(work, stack_report, out),
                 _examples_section(members, stacked, data, high_votes, out)]
     page = _page(stack_report, sections)
     with atomic_path(out / "index.html") as tmp:
@@ -71,12 +82,6 @@ def _stack_oof(work: Path, members: MemberSet) -> np.ndarray:
     return merged[list(VOTE_COLUMNS)].to_numpy(np.float64)
 
 
-def _figure(title: str, name: str, caption: str = "") -> str:
-    text = f"<p>{html.escape(caption)}</p>" if caption else ""
-    return f'<figure><img src="{name}" alt="{html.escape(title)}"><figcaption>{html.escape(title)}</figcaption>' \
-           f"{text}</figure>"
-
-
 def _kl_section(members: MemberSet, stacked: np.ndarray, final: str, high_votes: int, out: Path) -> str:
     rows = {**member_table(members, high_votes), **baseline_table(members, high_votes),
             f"stack ({final})": score(members.targets, stacked, members.n_votes, high_votes)}
@@ -93,8 +98,9 @@ def _calibration_section(members: MemberSet, stacked: np.ndarray, out: Path) -> 
     return ("<h2>Classes and calibration</h2>"
             + _figure("Confusion of the argmax (stack)", "confusion.png",
                       "Rows are the class most experts voted for; each row sums to 1.")
-            + _figure("Reliability (stack)", "reliability.png",
-                      "Points on the diagonal: predicted probabilities match the vote shares."))
+            + _figure("Reliability per class (stack)", "reliability.png",
+                      "Points on the diagonal: predicted probabilities match the vote shares. The number by each "
+                      "point (and the grey bars) is how many rows fall in that bin: few rows, noisy point."))
 
 
 def _weights_section(stack_report: dict, out: Path) -> str:

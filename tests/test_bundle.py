@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -58,10 +59,11 @@ def test_bundle_runs_offline_in_a_fresh_venv_outside_the_checkout(bundle, tiny_d
     # Kaggle preinstalls torch, lightgbm, pandas, ...: here the project venv's packages stand in for them.
     env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"], "PIP_NO_INDEX": "1"}
     result = subprocess.run([str(venv / "bin" / "python"), str(bundle / "infer.py"), "--data", str(tiny_data),
-                             "--out", "submission.csv", "--device", "cpu"],
+                             "--out", "submission.csv", "--device", "cpu", "--self-check"],
                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"hms-stack from {venv}" in result.stderr  # the wheel, not the checkout
+    assert "library versions:" in result.stderr and "self-check passed" in result.stderr
     ours, stacked = pd.read_csv(elsewhere / "submission.csv"), pd.read_csv(tiny_work / "submission.csv")
     assert ours["eeg_id"].tolist() == stacked["eeg_id"].tolist()
     np.testing.assert_allclose(ours[list(VOTE_COLUMNS)], stacked[list(VOTE_COLUMNS)], rtol=0, atol=1e-9)
@@ -77,3 +79,75 @@ def test_entry_point_refuses_a_foreign_package_with_one_of_our_names():
     foreign.__file__ = "/kaggle/working/models/__init__.py"
     with pytest.raises(SystemExit, match="'models' imported from /kaggle/working/models/__init__.py is not hms-stack"):
         bundle_entry.check_own_packages(lambda name: foreign if name == "models" else importlib.import_module(name))
+
+
+def test_manifest_records_versions_and_checksums(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert {"python", "torch", "timm", "lightgbm", "numpy", "pandas", "scipy", "optuna"} <= set(manifest["versions"])
+    assert "work/models/wave1d_cpu/fold0/best.pt" in manifest["sha256"]
+    assert "work/selfcheck/stack.npz" in manifest["sha256"]
+
+
+def test_self_check_passes_then_fails_on_a_tampered_checkpoint(bundle, tmp_path):
+    import torch
+
+    from core.errors import UserFacingError
+    from submission import bundle_entry
+    from submission.selfcheck import run_selfcheck
+
+    assert run_selfcheck(bundle / "work").startswith("self-check passed: 2 members, 6 fold models")
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    bundle_entry.verify_checksums(copy)
+    checkpoint = copy / "work" / "models" / "wave1d_cpu" / "fold1" / "best.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({k: v + 0.5 if v.is_floating_point() else v for k, v in state.items()}, checkpoint)
+    with pytest.raises(SystemExit, match=r"best.pt has changed since the bundle was built"):
+        bundle_entry.verify_checksums(copy)
+    # past the checksums (say, a manifest rewritten with it): the re-prediction names the fold
+    with pytest.raises(UserFacingError, match=r"^self-check failed: member wave1d_cpu fold 1 predicts") as err:
+        run_selfcheck(copy / "work")
+    assert "\n" not in str(err.value)
+
+
+def _fake_bundle(folder: Path, versions: dict) -> Path:
+    (folder / "work" / "stack").mkdir(parents=True)
+    (folder / "work" / "stack" / "stacker.json").write_text("{}")
+    (folder / "manifest.json").write_text(json.dumps({"versions": versions}))
+    return folder
+
+
+def test_entry_point_refuses_a_bundle_built_with_another_major_version(tmp_path):
+    from submission.bundle_entry import ENTRY_SCRIPT, running_versions
+
+    here = running_versions()
+    fake = _fake_bundle(tmp_path / "bundle", {**here, "torch": "1.13.1", "numpy": "0.1.0"})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, str(ENTRY_SCRIPT), "--bundle", str(fake), "--no-install"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: incompatible image: torch {here['torch']} here, bundle built with 1.13.1")
+    assert "numpy" in errors[0] and "Traceback" not in result.stderr
+    assert "torch      1.13.1" in result.stderr  # the side-by-side table came first
+
+
+def test_minor_version_differences_warn_and_missing_packages_stop():
+    from submission.bundle_entry import compare_versions
+
+    built = {"python": "3.11.7", "torch": "2.3.0+cu121", "optuna": "3.6.1", "timm": None}
+    _, errors, warnings = compare_versions(built, {"python": "3.10.13", "torch": "2.1.2", "timm": "1.0"})
+    assert errors == ["optuna is not installed here (bundle built with 3.6.1)"]
+    assert warnings == ["python 3.10.13 here, bundle built with 3.11.7",
+                        "torch 2.1.2 here, bundle built with 2.3.0+cu121"]
+
+
+def test_bundle_is_found_where_a_kaggle_model_is_mounted(tmp_path):
+    from submission.bundle_entry import find_bundle
+
+    model = tmp_path / "hms-stack" / "pytorch" / "default" / "3" / "bundle"
+    _fake_bundle(model, {})
+    (tmp_path / "hms-harmful-brain-activity-classification" / "train_eegs").mkdir(parents=True)
+    assert find_bundle(tmp_path) == model
+    assert find_bundle(tmp_path, depth=4) is None  # the depth limit holds
+    assert find_bundle(tmp_path / "nowhere") is None

@@ -26,3 +26,10 @@ def test_rows_are_found_in_train_then_test_and_unknown_ids_are_user_errors(tmp_p
     assert split == "test" and row["eeg_label_offset_seconds"] == 0 and row["spectrogram_id"] == 950
     with pytest.raises(UserFacingError, match="no train or test row"):
         find_row(folder, 12345, None)
+
+
+def test_plot_writes_under_work_plots_by_default(tmp_path, capsys):
+    data = make_folder(tmp_path / "data", n_eegs=1)
+    assert cli(["plot", "--eeg-id", "100", "--data", str(data), "--work", str(tmp_path / "work")]) == 0
+    written = tmp_path / "work" / "plots" / "eeg_100_1000.png"
+    assert capsys.readouterr().out.strip() == f"wrote {written}" and written.is_file()
