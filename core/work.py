@@ -28,6 +28,7 @@ LAYOUT = {
     "bundle/": "bundle_dir",
     "bundle.zip": "bundle_zip",
     "report/": "report_dir",
+    "plots/": "plots_dir",
 }
 
 STACKER_FILE = "stacker.json"
@@ -121,3 +122,6 @@ class Work:
 
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    def plots_dir(self) -> Path:
+        return self.root / "plots"

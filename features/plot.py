@@ -18,6 +18,7 @@ import pandas as pd
 from core.artifacts import atomic_path
 from core.errors import UserFacingError
 from core.schema import CHAINS, EEG_RATE_HZ, EEG_WINDOW_S, SPEC_FREQUENCIES_HZ, SPEC_WINDOW_S, VOTE_COLUMNS
+from core.work import Work
 from features.filters import SignalConfig, bipolar_signals
 from features.kaggle_data import KaggleFolder
 from features.montage import CHAIN_PAIRS, bipolar_names
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     folder = KaggleFolder(args.data)
     split, row = find_row(folder, args.eeg_id, args.label_id)
-    out = args.out or Path(args.work) / "plots" / f"eeg_{args.eeg_id}_{row.get('label_id', 'test')}.png"
+    out = args.out or Work(args.work).plots_dir() / f"eeg_{args.eeg_id}_{row.get('label_id', 'test')}.png"
     plot_window(folder, split, row, out)
     print(f"wrote {out}")
 
