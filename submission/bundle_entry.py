@@ -7,7 +7,7 @@ before the wheel is installed. Off Kaggle, make the third-party packages importa
 PYTHONPATH=<a venv's site-packages>).
 
     python infer.py [--data /kaggle/input/hms-harmful-brain-activity-classification]
-                    [--bundle <this folder>] [--out submission.csv] [--device auto]
+                    [--bundle <this folder>] [--out submission.csv] [--device auto] [--amp auto]
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: this script's folder)")
     parser.add_argument("--out", type=Path, default=Path("submission.csv"), help="submission path")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    parser.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
+                        help="autocast: auto = bf16 on GPUs with native bf16, fp16 on T4/P100, off on CPU")
     parser.add_argument("--no-install", action="store_true", help="use the hms-stack already installed")
     return parser.parse_args(argv)
 
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger(__name__).info("hms-stack from %s", Path(importlib.import_module("stacking").__file__).parent)
     try:
-        submission = build_submission(args.data, bundle / "work", args.out, args.device)
+        submission = build_submission(args.data, bundle / "work", args.out, args.device, amp=args.amp)
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
