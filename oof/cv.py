@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", default="", help="train folds in parallel, one process per entry: 0,1,2,3 "
                                                    "(GPU indices) or cpu,cpu")
     parser.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)  # tests: a kill
+    parser.add_argument("--no-merge", action="store_true", help=argparse.SUPPRESS)  # --gpus children: parent merges
     parser.add_argument("overrides", nargs="*", help="recipe settings, e.g. epochs=3 image_size=256")
 
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
         folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
         for fold in folds:
             job.run_fold(fold, args.stop_after_epoch)
-        if dist.is_main and job.all_shards_exist():
+        if dist.is_main and job.all_shards_exist() and not args.no_merge:
             print(job.merge())
         elif dist.is_main:
             log.info("folds done: %s; the OOF file is written once every fold's shard exists", folds)
