@@ -152,6 +152,7 @@ class CVJob:
         train_rows = self.label_rows[self.label_rows["fold"] != fold]
         cfg = replace(self.recipe.train, seed=self.recipe.train.seed + fold)  # folds differ in init and augmentation
         bs, dist = cfg.batch_size, self.dist
+        rank_bs = dist.batch_size(bs)  # under DDP: batch_size / N rows per rank, the global batch unchanged
         fast = _loader_speed(self.device, cfg.num_workers)
         if self.recipe.data.max_train_recordings:
             keep = train_rows["eeg_id"].drop_duplicates().iloc[: self.recipe.data.max_train_recordings]
@@ -159,7 +160,7 @@ class CVJob:
 
         def make_train_loader(epoch: int, stage: int):
             rows = dist.shard(epoch_rows(train_rows, epoch, stage, self.recipe.data.high_vote_min, cfg.seed))
-            return loader(self.train_views, rows, "label_id", dist.batch_size(bs), self.recipe.data.vote_weighting,
+            return loader(self.train_views, rows, "label_id", rank_bs, self.recipe.data.vote_weighting,
                           cfg.num_workers, fast["pin_memory"], prefetch_factor=fast["prefetch_factor"])
 
         # reused every epoch: persistent workers save their start-up (a new train loader is made per epoch)

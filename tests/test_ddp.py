@@ -22,6 +22,7 @@ import torch
 from core.cli import main as cli
 from core.metric import score
 from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
+from oof.distributed import Dist
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,16 @@ def fold_kl(work: Path, name: str) -> float:
     oof = pd.read_parquet(work / "oof" / "shards" / f"{name}.fold0.parquet")
     return score(oof[list(TARGET_COLUMNS)].to_numpy(), oof[list(VOTE_COLUMNS)].to_numpy(),
                  oof["n_votes"].to_numpy())["kl_all"]
+
+
+@pytest.mark.parametrize("n_rows, world", [(10, 2), (11, 2), (7, 3), (2, 4)])
+def test_shard_gives_every_rank_as_many_rows_and_covers_the_epoch(n_rows, world):
+    rows = pd.DataFrame({"label_id": range(100, 100 + n_rows)})
+    shards = [Dist(rank, world).shard(rows)["label_id"].tolist() for rank in range(world)]
+    assert len({len(s) for s in shards}) == 1  # same number of steps on every rank: no DDP hang
+    assert set().union(*shards) == set(rows["label_id"])
+    assert shards == [Dist(rank, world).shard(rows)["label_id"].tolist() for rank in range(world)]
+    assert [r for step in zip(*shards, strict=True) for r in step][:n_rows] == rows["label_id"].tolist()
 
 
 def test_ddp_two_processes_resume_merge_and_match_one_process(tmp_path):
