@@ -10,6 +10,7 @@ N_EEGS ?= 600
 SEED   ?= 0
 GAIN   ?= 1
 MODEL  ?=
+GPUS   ?=
 FOLDS  ?=
 VIEW   ?=
 ARGS   ?=
@@ -23,7 +24,7 @@ DEMO_FOLDS  ?= 3
 DEMO_ARGS   ?=
 
 .PHONY: help setup test lint synth demo summary folds models prepare oof stack submission bundle report \
-        bench-features bench-quality bench-stacking bench-train bench-inference clean
+        bench-features bench-quality bench-stacking bench-train bench-inference gpu-check clean
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,9 +59,9 @@ prepare: setup  ## cache a view ahead of time: VIEW=eeg_spec
 	@test -n "$(VIEW)" || (echo "usage: make prepare VIEW=<name> [ARGS=\"--jobs 4\"]" && exit 2)
 	$(HMS) prepare --view $(VIEW) --data $(DATA) --work $(WORK) $(ARGS)
 
-oof: setup  ## train a recipe over the folds: MODEL=mit_b1_spec [FOLDS=0,1] [ARGS="epochs=3 config=my.yaml"]
-	@test -n "$(MODEL)" || (echo "usage: make oof MODEL=<name> [FOLDS=0,1] [ARGS=\"epochs=2\"]; make models lists names" && exit 2)
-	$(HMS) oof --model $(MODEL) --data $(DATA) --work $(WORK) $(if $(FOLDS),--folds $(FOLDS)) $(ARGS)
+oof: setup  ## train a recipe over the folds: MODEL=mit_b1_spec [FOLDS=0,1] [GPUS=0,1,2,3] [ARGS="epochs=3"]
+	@test -n "$(MODEL)" || (echo "usage: make oof MODEL=<name> [FOLDS=0,1] [GPUS=0,1] [ARGS=\"epochs=2\"]; make models lists names" && exit 2)
+	$(HMS) oof --model $(MODEL) --data $(DATA) --work $(WORK) $(if $(FOLDS),--folds $(FOLDS)) $(if $(GPUS),--gpus $(GPUS)) $(ARGS)
 
 stack: setup  ## stack every OOF set in WORK/oof: [ARGS="trials=200 blend.space=log"]
 	$(HMS) stack --data $(DATA) --work $(WORK) $(ARGS)
@@ -95,6 +96,9 @@ bench-train: setup  ## training samples/s per recipe, bf16 + channels_last again
 
 bench-inference: setup  ## test recordings/s of make submission
 	$(PY) -m bench.inference $(ARGS)
+
+gpu-check: setup  ## a GPU ready for the real run? samples/s + memory per precision, projected fold times (< 4 min)
+	$(PY) -m bench.gpu_check $(ARGS)
 
 clean:  ## delete WORK
 	rm -rf $(WORK)

@@ -84,6 +84,10 @@ class Work:
     def run_dir(self, name: str, fold: int) -> Path:
         return self.model_dir(name) / f"fold{fold}"
 
+    def fold_log(self, name: str, fold: int) -> Path:
+        """The log of one fold's process when the folds train in parallel (`make oof GPUS=0,1`)."""
+        return self.model_dir(name) / f"fold{fold}.log"
+
     def checkpoint(self, name: str, fold: int, suffix: str = ".pt") -> Path:
         """The fold's model for test-time inference: best.pt (a plain torch state_dict) or, for a
         LightGBM member, best.txt (the booster's text)."""

@@ -3,6 +3,9 @@
 Every (recipe, fold) is an independent job (`--folds 0,1`) that writes its own shard; once every
 fold's shard exists they merge into WORK/oof/NAME.parquet, WORK/test/NAME.parquet and NAME.json
 (ARCHITECTURE.md "OOF contract"). A killed run resumes from its last epoch checkpoint.
+
+Several GPUs: `torchrun --nproc_per_node=N -m oof run ...` trains each fold across N processes (DDP,
+oof.distributed); `--gpus 0,1,2,3` trains the folds in parallel, one process per GPU (oof.parallel_folds).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
 from core.work import Work
 from features.kaggle_data import KaggleFolder
 from models.build import build_model, input_transform, is_image_model, model_input_channels
+from oof import distributed
 from oof.augment import BatchAugmenter
 from oof.datasets import ViewArrays, epoch_rows, loader
+from oof.distributed import SINGLE, Dist
 from oof.folds import create_or_load_folds
 from oof.gbdt_member import BOOSTER_SUFFIX, fit_gbdt_fold, predict_booster
 from oof.recipe import Recipe
@@ -41,21 +46,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--work", type=Path, default=Path("artifacts"))
     parser.add_argument("--folds", default="", help="comma-separated folds to train (default: all)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (under torchrun: "
+                                                             "each process's LOCAL_RANK GPU)")
+    parser.add_argument("--gpus", default="", help="train folds in parallel, one process per entry: 0,1,2,3 "
+                                                   "(GPU indices) or cpu,cpu")
+    parser.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)  # tests: a kill
+    parser.add_argument("--no-merge", action="store_true", help=argparse.SUPPRESS)  # --gpus children: parent merges
     parser.add_argument("overrides", nargs="*", help="recipe settings, e.g. epochs=3 image_size=256")
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.gpus:
+        from oof.parallel_folds import run_parallel
+
+        return run_parallel(args)
     recipe = get_recipe(args.model, args.overrides)
     command = make_command(args.model, args.overrides)
-    job = CVJob(recipe, args.data, args.work, resolve_device(args.device), command=command)
-    folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
-    for fold in folds:
-        job.run_fold(fold)
-    if job.all_shards_exist():
-        print(job.merge())
-    else:
-        log.info("folds done: %s; the OOF file is written once every fold's shard exists", folds)
+    dist, device = distributed.from_env(resolve_device(args.device))
+    try:
+        job = _rank0_first(dist, lambda: CVJob(recipe, args.data, args.work, device, command=command, dist=dist))
+        folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
+        for fold in folds:
+            job.run_fold(fold, args.stop_after_epoch)
+        if dist.is_main and job.all_shards_exist() and not args.no_merge:
+            print(job.merge())
+        elif dist.is_main:
+            log.info("folds done: %s; the OOF file is written once every fold's shard exists", folds)
+    finally:
+        distributed.close(dist)
+
+
+def _rank0_first(dist: Dist, build):
+    """Rank 0 builds first (it may write the folds file and view caches), then the others read them."""
+    if not dist.is_main:
+        dist.barrier()
+    built = build()
+    if dist.is_main:
+        dist.barrier()
+    return built
 
 
 def make_command(model: str, overrides: list[str]) -> dict[str, str]:
@@ -66,8 +94,9 @@ def make_command(model: str, overrides: list[str]) -> dict[str, str]:
 
 class CVJob:
     def __init__(self, recipe: Recipe, data: Path, work: Path, device: torch.device,
-                 command: dict[str, str] | None = None):
+                 command: dict[str, str] | None = None, dist: Dist = SINGLE):
         self.recipe, self.data, self.work, self.device = recipe, Path(data), Work(work), device
+        self.dist = dist
         self.command = command or make_command(recipe.name, [])
         self.name = recipe.name
         folds = create_or_load_folds(data, work, n_folds=recipe.data.n_folds)
@@ -95,7 +124,7 @@ class CVJob:
         return all(p.exists() for k in self.fold_ids for p in self.shards(k))
 
     # ---- one fold -----------------------------------------------------------------------
-    def run_fold(self, fold: int) -> None:
+    def run_fold(self, fold: int, stop_after_epoch: int | None = None) -> None:
         if fold not in self.fold_ids:
             raise UserFacingError(f"fold {fold} does not exist; folds are {self.fold_ids}")
         if self._shard_is_current(fold):
@@ -103,9 +132,13 @@ class CVJob:
             return
         started = time.time()
         valid = self.samples[self.samples["fold"] == fold].reset_index(drop=True)
-        fit = self._fit_gbdt if self.recipe.is_gbdt else self._fit_neural
-        result, test_probs = fit(fold, valid)
-        self._write_shards(fold, valid, result.valid_probs, test_probs, result, time.time() - started)
+        if self.recipe.is_gbdt and self.dist.active:
+            raise UserFacingError(f"{self.name} is a LightGBM member: train it without torchrun")
+        result, test_probs = self._fit_gbdt(fold, valid) if self.recipe.is_gbdt \
+            else self._fit_neural(fold, valid, stop_after_epoch)
+        if self.dist.is_main:
+            self._write_shards(fold, valid, result.valid_probs, test_probs, result, time.time() - started)
+        self.dist.barrier()  # the next fold's shard check sees this one's files
 
     def _fit_gbdt(self, fold: int, valid: pd.DataFrame):
         train = self.samples[self.samples["fold"] != fold].reset_index(drop=True)
@@ -114,31 +147,38 @@ class CVJob:
         booster, result = fit_gbdt_fold(self.recipe, cfg, self.train_views, train, valid, path)
         return result, predict_booster(self.recipe, booster, self.test_views, self.test["eeg_id"].to_numpy())
 
-    def _fit_neural(self, fold: int, valid: pd.DataFrame):
+    def _fit_neural(self, fold: int, valid: pd.DataFrame, stop_after_epoch: int | None = None):
+        """(FitResult, test probabilities); (None, None) on DDP ranks other than 0."""
         train_rows = self.label_rows[self.label_rows["fold"] != fold]
         cfg = replace(self.recipe.train, seed=self.recipe.train.seed + fold)  # folds differ in init and augmentation
-        bs = cfg.batch_size
-        pin = self.device.type == "cuda"
+        bs, dist = cfg.batch_size, self.dist
+        rank_bs = dist.batch_size(bs)  # under DDP: batch_size / N rows per rank, the global batch unchanged
+        fast = _loader_speed(self.device, cfg.num_workers)
         if self.recipe.data.max_train_recordings:
             keep = train_rows["eeg_id"].drop_duplicates().iloc[: self.recipe.data.max_train_recordings]
             train_rows = train_rows[train_rows["eeg_id"].isin(keep)]
 
         def make_train_loader(epoch: int, stage: int):
-            rows = epoch_rows(train_rows, epoch, stage, self.recipe.data.high_vote_min, cfg.seed)
-            return loader(self.train_views, rows, "label_id", bs, self.recipe.data.vote_weighting,
-                          cfg.num_workers, pin)
+            rows = dist.shard(epoch_rows(train_rows, epoch, stage, self.recipe.data.high_vote_min, cfg.seed))
+            return loader(self.train_views, rows, "label_id", rank_bs, self.recipe.data.vote_weighting,
+                          cfg.num_workers, fast["pin_memory"], prefetch_factor=fast["prefetch_factor"])
 
-        valid_loader = loader(self.train_views, valid, "label_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
+        # reused every epoch: persistent workers save their start-up (a new train loader is made per epoch)
+        valid_loader = loader(self.train_views, valid, "label_id", bs, num_workers=cfg.num_workers, **fast)
         swap = self.train_views.swap_index if self.recipe.data.tta_swap else None
         augmenter = BatchAugmenter(self.recipe.augment, self.train_views.swap_index, is_image_model(self.recipe.model))
         data = FoldData(make_train_loader, valid_loader, augmenter, input_transform(self.recipe.model), swap)
         seed_everything(cfg.seed)  # the initial weights too, whatever ran before in this process
         model = self.new_model()
         # fit_fold leaves the best (EMA when on) weights in `model`, and predicts validation from them
-        result = fit_fold(model, data, cfg, self.work.run_dir(self.name, fold), self.device)
+        result = fit_fold(model, data, cfg, self.work.run_dir(self.name, fold), self.device, stop_after_epoch, dist)
+        if result is None:  # not rank 0: validation and test prediction are rank 0's
+            return None, None
         test_frame = self.test.assign(n_votes=0, **{c: 0.0 for c in TARGET_COLUMNS})
-        test_loader = loader(self.test_views, test_frame, "eeg_id", bs, num_workers=cfg.num_workers, pin_memory=pin)
-        return result, predict(model, test_loader, self.device, to_input=data.to_input, swap_index=swap)
+        test_loader = loader(self.test_views, test_frame, "eeg_id", bs, num_workers=cfg.num_workers,
+                             pin_memory=fast["pin_memory"], prefetch_factor=fast["prefetch_factor"])
+        return result, predict(model, test_loader, self.device, to_input=data.to_input, swap_index=swap,
+                               amp=cfg.amp)
 
     def new_model(self) -> torch.nn.Module:
         in_chans = model_input_channels(self.recipe.model, self.train_views.gather(np.arange(1)))
@@ -200,6 +240,13 @@ class CVJob:
         write_parquet(self.work.oof(self.name), oof, self._provenance())
         write_json(self.work.oof_json(self.name), report)
         return format_report(self.name, per_fold, overall, prior)
+
+
+def _loader_speed(device: torch.device, num_workers: int) -> dict:
+    """DataLoader options for CUDA: pinned host memory (async copies), workers kept and prefetching."""
+    cuda, workers = device.type == "cuda", num_workers > 0
+    return {"pin_memory": cuda, "persistent_workers": cuda and workers,
+            "prefetch_factor": 4 if cuda and workers else None}
 
 
 def format_report(name: str, per_fold: dict, overall: dict, prior: dict) -> str:

@@ -84,13 +84,18 @@ class BatchSet(Dataset):
 
 
 def loader(views: ViewArrays, table: pd.DataFrame, key: str, batch_size: int, scheme: str = "none",
-           num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """Batches of `table`'s rows in table order; `table[key]` names each row's cached view row."""
+           num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False,
+           prefetch_factor: int | None = None) -> DataLoader:
+    """Batches of `table`'s rows in table order; `table[key]` names each row's cached view row.
+    `persistent_workers` and `prefetch_factor` (batches per worker ahead) need num_workers > 0."""
     rows = views.row_of.reindex(table[key].to_numpy()).to_numpy()
     if np.isnan(rows.astype(np.float64)).any():
         raise DataError(f"some {key}s have no cached view row; delete the cache under WORK/cache and rerun")
     dataset = BatchSet(views, rows.astype(np.int64), table.reset_index(drop=True), batch_size, scheme)
-    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
+    workers = num_workers > 0
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
+                      persistent_workers=persistent_workers and workers,
+                      prefetch_factor=prefetch_factor if workers else None)
 
 
 def epoch_rows(label_rows: pd.DataFrame, epoch: int, stage: int, high_vote_min: int, seed: int) -> pd.DataFrame:

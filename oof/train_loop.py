@@ -1,7 +1,9 @@
 """Train one fold: one readable loop with AMP, EMA, two stages and checkpoint/resume as small branches.
 
-The same code runs on CPU (plain fp32) and CUDA (bf16 autocast, channels_last). Everything that
-decides the result (weights, optimizer, schedule, EMA, RNG states, history) is written to
+The same code runs on CPU (plain fp32) and CUDA (bf16 autocast where the GPU has it natively, fp16
+with a GradScaler on older ones; channels_last), in one process or under torchrun (DDP, oof.distributed:
+each rank trains on its share of the epoch, rank 0 alone validates and writes). Everything that
+decides the result (weights, optimizer, schedule, grad scaler, EMA, RNG states, history) is written to
 `run_dir/last.pt` after every epoch, so a killed run resumed from it ends with the same weights as
 an uninterrupted one (bitwise on CPU). Files in `run_dir`:
   last.pt    full training state, loadable with torch.load(weights_only=True)
@@ -27,8 +29,10 @@ from torch import nn
 from tqdm import tqdm
 
 from core.artifacts import atomic_path, code_version, write_json
+from core.device import AMP_CHOICES, amp_dtype
 from core.errors import UserFacingError
 from core.metric import score
+from oof.distributed import SINGLE, Dist
 from oof.ema import ModelEma
 from oof.losses import kl_loss
 from oof.lr_schedule import warmup_cosine_scheduler
@@ -53,14 +57,15 @@ class TrainConfig:
     grad_clip: float = 1.0  # 0 = off
     ema_decay: float = 0.0  # 0 = off
     select_on: str = "high"  # "high": best epoch by high-vote KL (when there are such rows), "all"
-    amp: str = "auto"  # "auto": bf16 autocast on CUDA, off on CPU; "bf16"; "off"
+    amp: str = "auto"  # "auto": bf16 where the GPU has it natively, else fp16 + GradScaler; off on CPU; or forced
     channels_last: str = "auto"  # "auto": on CUDA for 4D inputs; "on"; "off"
+    compile: bool = False  # torch.compile the training module (CUDA speed; the first steps compile)
     seed: int = 0
     num_workers: int = 4
     log_every: int = 20  # steps between progress-bar updates (each one syncs the GPU)
 
     def __post_init__(self):
-        for name, allowed in (("select_on", ("high", "all")), ("amp", ("auto", "bf16", "off")),
+        for name, allowed in (("select_on", ("high", "all")), ("amp", AMP_CHOICES),
                               ("channels_last", ("auto", "on", "off"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -92,6 +97,18 @@ class FoldData:
     augmenter: Callable[[Batch, torch.Generator], Batch] | None = None
     to_input: Transform | None = None
     swap_index: Sequence[int] | None = None
+
+
+@dataclass
+class _Step:
+    """What an optimisation step needs besides the batch; optimizer and scheduler are renewed per stage."""
+
+    net: nn.Module  # the module that trains: the model, or its DDP / compiled wrapper (same parameters)
+    forward: Callable
+    scaler: torch.amp.GradScaler  # enabled for fp16 only (bf16 and fp32 keep fp32's exponent range)
+    ema: ModelEma | None = None
+    optimizer: Any = None
+    scheduler: Any = None
 
 
 @dataclass
@@ -134,76 +151,107 @@ def _load_top_k_mean(model: nn.Module, ema: ModelEma | None, state: _State, run_
 
 
 def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path | str, device: torch.device | str,
-             stop_after_epoch: int | None = None) -> FitResult:
+             stop_after_epoch: int | None = None, dist: Dist = SINGLE) -> FitResult | None:
     """Train `model` on one fold, resuming from run_dir/last.pt if present. On return the model holds the
-    best weights (the EMA weights when EMA is on) and the result has their validation predictions."""
+    best weights (the EMA weights when EMA is on) and the result has their validation predictions.
+    Under DDP (`dist` of several ranks, each with its share of the train batches) rank 0 alone
+    validates, writes the files and returns the result; the other ranks return None."""
     run_dir, device = Path(run_dir), torch.device(device)
     model.to(device)
     forward = _place_model(model, cfg, device, data.to_input)
     if (run_dir / "done.json").exists():
-        return _finished_result(model, run_dir, cfg, device)
+        return _finished_result(model, run_dir, cfg, device) if dist.is_main else None
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     aug_gen = torch.Generator()  # CPU: same augmentation draws on any device, and checkpointable
-    state = _start_or_resume(model, ema, aug_gen, run_dir, cfg)
-    optimizer = scheduler = None
+    state = _start_or_resume(model, ema, aug_gen, run_dir, cfg, dist)
+    step = _Step(_training_net(model, cfg, device, dist), forward, _grad_scaler(cfg, device), ema)
+    if state.ckpt is not None and state.ckpt.get("scaler"):  # empty: fp32/bf16, or a run from before fp16
+        step.scaler.load_state_dict(state.ckpt["scaler"])
     for epoch in range(state.start, cfg.epochs + cfg.stage2_epochs):
         stage = 1 if epoch < cfg.epochs else 2
         loader = data.make_train_loader(epoch, stage)
         if epoch == cfg.epochs and cfg.stage2_from_top_k > 0:  # stage 2 begins (a resume never starts later in it)
             _load_top_k_mean(model, ema, state, run_dir, device)
-        if optimizer is None or epoch == cfg.epochs:  # a stage begins: fresh AdamW, schedule from warm-up
-            optimizer, scheduler = _optimizer_for_stage(model, cfg, stage, len(loader), device)
+        if step.optimizer is None or epoch == cfg.epochs:  # a stage begins: fresh AdamW, schedule from warm-up
+            step.optimizer, step.scheduler = _optimizer_for_stage(model, cfg, stage, len(loader), device)
             if state.ckpt is not None and epoch == state.start and state.ckpt["stage"] == stage:  # mid-stage
-                optimizer.load_state_dict(state.ckpt["optimizer"])
-                scheduler.load_state_dict(state.ckpt["scheduler"])
-        row = _train_and_validate(model, ema, loader, data, optimizer, scheduler, forward, cfg, device, aug_gen,
-                                  epoch, stage)
+                step.optimizer.load_state_dict(state.ckpt["optimizer"])
+                step.scheduler.load_state_dict(state.ckpt["scheduler"])
+        row = _train_and_validate(model, loader, data, step, cfg, device, aug_gen, epoch, stage, dist.is_main)
         state.history.append(row)
-        eval_model = ema.module if ema is not None else model
-        if stage == 1 and cfg.stage2_from_top_k > 0:
-            _keep_top_k(state, eval_model, row, cfg, run_dir)
-        if _selection_kl(row, cfg.select_on) < state.best["score"]:
-            state.best = {**state.best, "epoch": epoch, "score": _selection_kl(row, cfg.select_on)}
-            _save(eval_model.state_dict(), run_dir / "best.pt")
-        _save({"config": asdict(cfg), "code_version": code_version(), "epoch": epoch, "stage": stage,
-               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "ema": None if ema is None else ema.state_dict(),
-               "history": state.history, "best": state.best, "rng": _rng_state(aug_gen)}, run_dir / "last.pt")
-        _log_epoch(row, state.best["epoch"] == epoch)
+        rngs = dist.gather(_rng_state(aug_gen))  # every rank's RNGs, so that a resume continues each rank's draws
+        if dist.is_main:
+            _record_epoch(model, step, state, row, cfg, run_dir, rngs)
+        state.best = dist.share(state.best)  # rank 0's choice; also a barrier: its files are written
         if stop_after_epoch == epoch:
             raise SimulatedKill(f"stopped after epoch {epoch} (stop_after_epoch)")
-    return _finish(model, data, forward, cfg, run_dir, device, state.best["epoch"], state.history)
+    result = _finish(model, data, forward, cfg, run_dir, device, state.best["epoch"], state.history) \
+        if dist.is_main else None
+    dist.barrier()  # the other ranks wait until done.json is written
+    return result
+
+
+def _record_epoch(model, step: _Step, state: _State, row: dict, cfg: TrainConfig, run_dir: Path,
+                  rngs: list[dict]) -> None:
+    """Best-epoch bookkeeping, best.pt and last.pt, the log line (rank 0 only)."""
+    epoch, stage = row["epoch"], row["stage"]
+    eval_model = step.ema.module if step.ema is not None else model
+    if stage == 1 and cfg.stage2_from_top_k > 0:
+        _keep_top_k(state, eval_model, row, cfg, run_dir)
+    if _selection_kl(row, cfg.select_on) < state.best["score"]:
+        state.best = {**state.best, "epoch": epoch, "score": _selection_kl(row, cfg.select_on)}
+        _save(eval_model.state_dict(), run_dir / "best.pt")
+    _save({"config": asdict(cfg), "code_version": code_version(), "epoch": epoch, "stage": stage,
+           "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
+           "scheduler": step.scheduler.state_dict(), "scaler": step.scaler.state_dict(),
+           "ema": None if step.ema is None else step.ema.state_dict(), "history": state.history,
+           "best": state.best, "rng": rngs[0], "rank_rng": rngs if len(rngs) > 1 else []}, run_dir / "last.pt")
+    _log_epoch(row, state.best["epoch"] == epoch)
+
+
+def _training_net(model: nn.Module, cfg: TrainConfig, device: torch.device, dist: Dist) -> nn.Module:
+    """The module the steps call: DDP-wrapped under torchrun, compiled when asked (DDP first, as torch
+    recommends). Checkpoints, EMA and validation use `model` itself: same parameters, plain state_dict keys."""
+    net = dist.wrap(model, device)
+    return torch.compile(net) if cfg.compile else net
+
+
+def _grad_scaler(cfg: TrainConfig, device: torch.device) -> torch.amp.GradScaler:
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(cfg.amp, device) == torch.float16)
 
 
 def _start_or_resume(model: nn.Module, ema: ModelEma | None, aug_gen: torch.Generator, run_dir: Path,
-                     cfg: TrainConfig) -> _State:
+                     cfg: TrainConfig, dist: Dist = SINGLE) -> _State:
     ckpt = _load_checkpoint(run_dir, cfg)
     if ckpt is None:
-        seed_everything(cfg.seed)
-        aug_gen.manual_seed(cfg.seed)
+        seed_everything(cfg.seed + dist.rank)  # ranks draw different dropout and augmentation (rank 0: as alone)
+        aug_gen.manual_seed(cfg.seed + dist.rank)
         return _State(0, [], {"epoch": -1, "score": math.inf}, None)
     model.load_state_dict(ckpt["model"])
     if ema is not None:
         ema.load_state_dict(ckpt["ema"])
-    _set_rng_state(ckpt["rng"], aug_gen)
+    ranks = ckpt.get("rank_rng") or []
+    _set_rng_state(ranks[dist.rank] if len(ranks) == dist.world else ckpt["rng"], aug_gen)
     log.info("resuming %s at epoch %d", run_dir, ckpt["epoch"] + 1)
     return _State(ckpt["epoch"] + 1, ckpt["history"], ckpt["best"], ckpt)
 
 
-def _train_and_validate(model, ema, loader, data: FoldData, optimizer, scheduler, forward, cfg: TrainConfig,
-                        device: torch.device, aug_gen, epoch: int, stage: int) -> dict:
-    """One epoch of training, then the validation KL of the weights that would be kept: a history row."""
+def _train_and_validate(model, loader, data: FoldData, step: _Step, cfg: TrainConfig, device: torch.device,
+                        aug_gen, epoch: int, stage: int, validate: bool = True) -> dict:
+    """One epoch of training, then the validation KL of the weights that would be kept: a history row
+    (KL NaN where `validate` is off: the DDP ranks other than 0)."""
     started = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True,
+               disable=None if validate else True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    train_loss, seen = _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, data.augmenter,
-                                    aug_gen)
+    train_loss, seen = _train_epoch(model, bar, step, cfg, device, data.augmenter, aug_gen)
     train_seconds = time.perf_counter() - started  # the loss's .item() has synchronised the device
-    eval_model = ema.module if ema is not None else model
-    kl = score(*_infer(eval_model, data.valid_loader, device, forward, swap_index=None))
+    eval_model = step.ema.module if step.ema is not None else model
+    kl = score(*_infer(eval_model, data.valid_loader, device, step.forward, swap_index=None)) if validate \
+        else {"kl_all": math.nan, "kl_high": math.nan}
     return {"epoch": epoch, "stage": stage, "train_loss": train_loss, "kl_all": kl["kl_all"],
-            "kl_high": kl["kl_high"], "lr": optimizer.param_groups[0]["lr"],
+            "kl_high": kl["kl_high"], "lr": step.optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started, "train_samples_per_s": seen / max(train_seconds, 1e-9),
             "peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
 
@@ -222,46 +270,53 @@ def predict(
     device: torch.device | str,
     to_input: Transform | None = None,
     swap_index: Sequence[int] | None = None,
+    amp: str = "auto",
 ) -> np.ndarray:
     """Softmax probabilities (N, 6) in loader order; with `swap_index`, the mean of the plain and the
-    hemisphere-swapped pass (test-time augmentation). bf16 autocast and channels_last on CUDA."""
+    hemisphere-swapped pass (test-time augmentation). Precision by TrainConfig.amp's rules (`amp`),
+    channels_last on CUDA."""
     device = torch.device(device)
-    forward = _forward_fn(device, *_precision(TrainConfig(), device), to_input)  # the "auto" rules
-    return _infer(model, loader, device, forward, swap_index)[1]
+    dtype, channels_last = _precision(TrainConfig(amp=amp), device)
+    _log_precision_once(device, dtype, "inference")
+    return _infer(model, loader, device, _forward_fn(device, dtype, channels_last, to_input), swap_index)[1]
 
 
 def train_pass(model: nn.Module, batches: Sequence[Batch], cfg: TrainConfig, device: torch.device | str,
                to_input: Transform | None = None) -> tuple[float, int]:
-    """One stage-1 training pass over `batches` exactly as `fit_fold` steps (precision, memory format,
-    AdamW, schedule, clipping), without augmentation, EMA or checkpoints: for benchmarks."""
+    """One stage-1 training pass over `batches` exactly as `fit_fold` steps (precision, grad scaler, memory
+    format, compile, AdamW, schedule, clipping), without augmentation, EMA or checkpoints: for benchmarks."""
     device = torch.device(device)
     model.to(device)
-    forward = _place_model(model, cfg, device, to_input)
-    optimizer, scheduler = _optimizer_for_stage(model, cfg, 1, len(batches), device)
-    return _train_epoch(model, batches, optimizer, scheduler, None, forward, cfg, device, None, None)
+    step = _Step(_training_net(model, cfg, device, SINGLE), _place_model(model, cfg, device, to_input),
+                 _grad_scaler(cfg, device))
+    step.optimizer, step.scheduler = _optimizer_for_stage(model, cfg, 1, len(batches), device)
+    return _train_epoch(model, batches, step, cfg, device, None, None)
 
 
-def _train_epoch(model, bar, optimizer, scheduler, ema, forward, cfg, device, augmenter, aug_gen) -> tuple[float, int]:
+def _train_epoch(model, bar, step: _Step, cfg, device, augmenter, aug_gen) -> tuple[float, int]:
     """One pass over `bar`: (mean training loss, samples seen)."""
     model.train()
+    step.net.train()
     loss_sum = torch.zeros((), device=device)  # summed on device: no GPU sync per step
     seen = 0
-    for step, batch in enumerate(bar):
+    for i, batch in enumerate(bar):
         batch = _to_device(batch, device)
         if augmenter is not None:
             batch = augmenter(batch, aug_gen)
-        loss = kl_loss(forward(model, batch["x"]), batch["target"], batch.get("weight"))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = kl_loss(step.forward(step.net, batch["x"]), batch["target"], batch.get("weight"))
+        step.optimizer.zero_grad(set_to_none=True)
+        step.scaler.scale(loss).backward()  # scaler disabled (fp32, bf16): plain backward and step
         if cfg.grad_clip > 0:
+            step.scaler.unscale_(step.optimizer)  # clip the true gradients, not the fp16-scaled ones
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        if ema is not None:
-            ema.update(model)
+        step.scaler.step(step.optimizer)  # skipped when fp16 gradients overflowed
+        step.scaler.update()
+        step.scheduler.step()
+        if step.ema is not None:
+            step.ema.update(model)
         loss_sum += loss.detach() * len(batch["x"])
         seen += len(batch["x"])
-        if (step + 1) % cfg.log_every == 0:
+        if (i + 1) % cfg.log_every == 0:
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
     return loss_sum.item() / max(seen, 1), seen
 
@@ -286,15 +341,15 @@ def _infer(model, loader, device, forward, swap_index) -> tuple[np.ndarray | Non
     return torch.cat(targets).double().numpy(), probs_np, torch.cat(votes).numpy()
 
 
-def _forward_fn(device: torch.device, use_amp: bool, channels_last: bool, to_input: Transform | None):
-    """model(x) -> fp32 logits, with the on-device input transform, memory format and autocast."""
+def _forward_fn(device: torch.device, dtype: torch.dtype | None, channels_last: bool, to_input: Transform | None):
+    """model(x) -> fp32 logits, with the on-device input transform, memory format and autocast (dtype None: off)."""
 
     def forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if to_input is not None:
             x = to_input(x)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             return model(x).float()
 
     return forward
@@ -302,16 +357,33 @@ def _forward_fn(device: torch.device, use_amp: bool, channels_last: bool, to_inp
 
 def _place_model(model: nn.Module, cfg: TrainConfig, device: torch.device, to_input: Transform | None):
     """Memory format for `cfg` on `device` (the model is already there); the matching forward function."""
-    use_amp, channels_last = _precision(cfg, device)
+    dtype, channels_last = _precision(cfg, device)
+    log.info("precision on %s: %s%s, channels_last %s%s", device, _dtype_name(dtype),
+             " with a GradScaler" if dtype == torch.float16 else "", "on" if channels_last else "off",
+             ", torch.compile" if cfg.compile else "")
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    return _forward_fn(device, use_amp, channels_last, to_input)
+    return _forward_fn(device, dtype, channels_last, to_input)
 
 
-def _precision(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool]:
+def _precision(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, channels_last) for `cfg` on `device`."""
     on_cuda = device.type == "cuda"
-    use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and on_cuda)
-    return use_amp, cfg.channels_last == "on" or (cfg.channels_last == "auto" and on_cuda)
+    return amp_dtype(cfg.amp, device), cfg.channels_last == "on" or (cfg.channels_last == "auto" and on_cuda)
+
+
+def _dtype_name(dtype: torch.dtype | None) -> str:
+    return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast", None: "fp32"}[dtype]
+
+
+_LOGGED_PRECISION: set = set()
+
+
+def _log_precision_once(device: torch.device, dtype: torch.dtype | None, what: str) -> None:
+    """predict() runs once per fold model and test chunk: its precision is logged once per process."""
+    if (device, dtype, what) not in _LOGGED_PRECISION:
+        _LOGGED_PRECISION.add((device, dtype, what))
+        log.info("%s precision on %s: %s", what, device, _dtype_name(dtype))
 
 
 def _optimizer_for_stage(model, cfg: TrainConfig, stage: int, steps_per_epoch: int, device: torch.device):
@@ -369,7 +441,8 @@ def _load_checkpoint(run_dir: Path, cfg: TrainConfig) -> dict | None:
 
 
 def _check_config(stored: dict, cfg: TrainConfig, run_dir: Path) -> None:
-    current = asdict(cfg)
+    current, defaults = asdict(cfg), asdict(TrainConfig())
+    stored = {**defaults, **stored}  # a field added since that run was stored had its default then
     changed = sorted(k for k in stored.keys() | current.keys()
                      if k not in _RESUME_IGNORES and stored.get(k) != current.get(k))
     if changed:

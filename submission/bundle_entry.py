@@ -8,7 +8,7 @@ PYTHONPATH=<a venv's site-packages>).
 
     python infer.py [--data /kaggle/input/hms-harmful-brain-activity-classification]
                     [--bundle <this folder>] [--out submission.csv] [--device auto]
-                    [--self-check] [--ignore-versions]
+                    [--self-check] [--ignore-versions] [--amp auto]
 
 Before anything is installed, the library versions the bundle was built with (manifest.json) are
 printed beside this image's: a different major version stops the run in one line, a different
@@ -176,6 +176,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: this script's folder)")
     parser.add_argument("--out", type=Path, default=Path("submission.csv"), help="submission path")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    parser.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
+                        help="autocast: auto = bf16 on GPUs with native bf16, fp16 on T4/P100, off on CPU")
     parser.add_argument("--no-install", action="store_true", help="use the hms-stack already installed")
     parser.add_argument("--self-check", action="store_true",
                         help="verify checksums and re-predict the bundled train rows before writing the submission")
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             from submission.selfcheck import run_selfcheck
 
             print(run_selfcheck(bundle / "work"), file=sys.stderr)
-        submission = build_submission(args.data, bundle / "work", args.out, args.device)
+        submission = build_submission(args.data, bundle / "work", args.out, args.device, amp=args.amp)
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -117,8 +117,10 @@ def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterabl
     return {name: np.concatenate(parts) for name, parts in rows.items()}
 
 
-def predict_member(member: Member, views: MemoryViews, table: pd.DataFrame, device: torch.device) -> np.ndarray:
-    """(N, 6): per fold softmax (with swap TTA when the recipe says so), normalised, then the fold mean."""
+def predict_member(member: Member, views: MemoryViews, table: pd.DataFrame, device: torch.device,
+                   amp: str = "auto") -> np.ndarray:
+    """(N, 6): per fold softmax (with swap TTA when the recipe says so), normalised, then the fold mean.
+    `amp`: TrainConfig.amp's rules (auto: bf16 on GPUs that have it natively, fp16 on older ones)."""
     if member.recipe.is_gbdt:
         keys = table["eeg_id"].to_numpy()
         return sum(predict_booster(member.recipe, b, views, keys) for b in member.models) / len(member.models)
@@ -127,13 +129,14 @@ def predict_member(member: Member, views: MemoryViews, table: pd.DataFrame, devi
     swap = views.swap_index if member.recipe.data.tta_swap else None
     total = None
     for model in member.models:  # summed in fold order, as the CV merge does
-        probs = normalise_rows(predict(model, batches, device, to_input=member.to_input(), swap_index=swap))
+        probs = normalise_rows(predict(model, batches, device, to_input=member.to_input(), swap_index=swap,
+                                       amp=amp))
         total = probs if total is None else total + probs
     return total / len(member.models)
 
 
 def predict_test(data: Path, work: Path, names: list[str], device: torch.device | str = "cpu",
-                 chunk: int = CHUNK_RECORDINGS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                 chunk: int = CHUNK_RECORDINGS, amp: str = "auto") -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(test eeg_ids in test.csv order, {member: (T, 6) probabilities})."""
     device = torch.device(device)
     members = [load_member(work, name, device) for name in names]
@@ -149,7 +152,7 @@ def predict_test(data: Path, work: Path, names: list[str], device: torch.device 
         ids = rows["eeg_id"].to_numpy(np.int64)
         for member in members:
             views = MemoryViews(member.recipe.model.views, computed, ids)
-            parts[member.name].append(predict_member(member, views, rows, device))
+            parts[member.name].append(predict_member(member, views, rows, device, amp))
         log.info("predicted %d / %d test recordings", start + len(rows), len(table))
     quality_notes.report(folder.pop_quality_notes(), "test eegs")
     probs = {name: normalise_rows(np.concatenate(p)) for name, p in parts.items()}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.device import resolve_device
+from core.device import AMP_CHOICES, resolve_device
 from core.schema import VOTE_COLUMNS
 from core.work import Work
 from features.kaggle_data import KaggleFolder
@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def build_submission(data: Path | str, work: Path | str, out: Path | str, device: str = "auto",
-                     chunk: int = CHUNK_RECORDINGS) -> pd.DataFrame:
-    """Predict the test set with every stack member, apply the saved stacker, write and validate `out`."""
+                     chunk: int = CHUNK_RECORDINGS, amp: str = "auto") -> pd.DataFrame:
+    """Predict the test set with every stack member, apply the saved stacker, write and validate `out`.
+    `amp`: auto (bf16 where the GPU has it natively, fp16 on T4/P100, fp32 on CPU), bf16, fp16, off."""
     stacker = load_stacker(work)
-    ids, member_probs = predict_test(Path(data), Path(work), stacker.members, resolve_device(device), chunk)
+    ids, member_probs = predict_test(Path(data), Path(work), stacker.members, resolve_device(device), chunk, amp)
     # the patient-feature stackers need each test row's patient (test.csv, in the order predict_test used)
     patients = KaggleFolder(data).test_table().set_index("eeg_id").loc[ids, "patient_id"].to_numpy()
     frame = pd.DataFrame(stacker.apply(member_probs, ids, patients), columns=list(VOTE_COLUMNS))
@@ -44,12 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="work folder (or bundle) with models/, oof/NAME.json and stack/stacker.json")
     parser.add_argument("--out", type=Path, help="submission path (default WORK/submission.csv)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--amp", default="auto", choices=AMP_CHOICES,
+                        help="autocast: auto (bf16 where native, fp16 on older GPUs, off on CPU), bf16, fp16, off")
     parser.add_argument("--chunk", type=int, default=CHUNK_RECORDINGS, help="test recordings held in memory at once")
 
 
 def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     out = args.out or Work(args.work).submission()
-    submission = build_submission(args.data, args.work, out, args.device, args.chunk)
+    submission = build_submission(args.data, args.work, out, args.device, args.chunk, args.amp)
     seconds = time.perf_counter() - started
     print(f"wrote {out}: {len(submission)} test recordings in {seconds:.1f} s")
