@@ -81,7 +81,10 @@ def apply_settings(config: Any, pairs: list[tuple[str, Any]], bare_sets_all: boo
         for section, name in resolve_key(config, key, bare_sets_all, what, idle):
             target = getattr(config, section) if section else config
             parsed = coerce(value, field_type(target, name), key)
-            target = replace(target, **{name: parsed})
+            try:
+                target = replace(target, **{name: parsed})
+            except ValueError as err:  # a config's own check (__post_init__): epochs=0, amp=fp8, ...
+                raise UserFacingError(f"setting {key}={value}: {err}") from None
             config = replace(config, **{section: target}) if section else target
     return config
 

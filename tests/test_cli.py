@@ -85,3 +85,9 @@ def test_make_help_lists_every_target():
     assert result.returncode == 0
     listed = {line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("make ")}
     assert targets - {"$(VENV)/.installed"} <= listed
+
+
+@pytest.mark.parametrize("args", ["epochs=0", "amp=fp8", "select_on=best"])
+def test_a_config_check_is_one_line(args):
+    with pytest.raises(UserFacingError, match=f"setting {args}"):
+        get_recipe("wave1d_cpu", args)
