@@ -95,7 +95,7 @@ def test_self_check_passes_then_fails_on_a_tampered_checkpoint(bundle, tmp_path)
     from submission import bundle_entry
     from submission.selfcheck import run_selfcheck
 
-    assert run_selfcheck(bundle / "work").startswith("self-check passed: 2 members, 6 fold models")
+    assert run_selfcheck(bundle / "work").startswith("self-check passed: 3 members, 9 fold models")
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)
     bundle_entry.verify_checksums(copy)
