@@ -103,8 +103,19 @@ def _acf_peak(y: np.ndarray, lo: int, hi: int, smooth_hz: float | None = None,
     return peak, (lag + lo) / rate
 
 
+class _FeatureVector(ViewBase):
+    """A flat view: one row of named features per window; the names are its channels (so the swap
+    index mirrors them, e.g. Fp1-F7_... <-> Fp2-F8_...); subclasses give the names as `_names`."""
+
+    def channel_names(self) -> tuple[str, ...]:
+        return self._names
+
+    def output_shape(self) -> tuple[int, ...]:
+        return (len(self._names),)
+
+
 @dataclass(frozen=True)
-class BandsEegView(ViewBase):
+class BandsEegView(_FeatureVector):
     """Band powers and shape measures of the bipolar EEG: one flat feature vector per window."""
 
     source: ClassVar[str] = "eeg"
@@ -129,12 +140,6 @@ class BandsEegView(ViewBase):
                                                   "asym-para", "asym-hemi")]
         names += ["nan_share_50s", "nan_share_10s", "clip_share_50s"]
         return tuple(names)
-
-    def channel_names(self) -> tuple[str, ...]:
-        return self._names
-
-    def output_shape(self) -> tuple[int, ...]:
-        return (len(self._names),)
 
     def compute(self, windows: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
         with warnings.catch_warnings():
@@ -286,7 +291,7 @@ SPEC_LOG_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
-class BandsKspecView(ViewBase):
+class BandsKspecView(_FeatureVector):
     """Band summaries of the Kaggle spectrogram window per chain: one flat feature vector per window."""
 
     source: ClassVar[str] = "spectrogram"
@@ -306,12 +311,6 @@ class BandsKspecView(ViewBase):
             names += [f"{g}_logp-{b}_{span}" for g in ("asym-temporal", "asym-para") for b in bands]
         names += ["nan_share_10min", "nan_share_10s"]
         return tuple(names)
-
-    def channel_names(self) -> tuple[str, ...]:
-        return self._names
-
-    def output_shape(self) -> tuple[int, ...]:
-        return (len(self._names),)
 
     def compute(self, windows: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
         with warnings.catch_warnings():
