@@ -172,12 +172,3 @@ def oof_gbdt(x: np.ndarray, targets: np.ndarray, n_votes: np.ndarray, fold: np.n
                          None if groups is None else np.asarray(groups)[train])
         out[~train] = predict_gbdt(model, x[~train], swap_index, tta, cfg.threads)
     return out
-
-
-def joint_swap_index(*swap_indexes: Sequence[int]) -> tuple[int, ...]:
-    """The swap permutation of features concatenated from several views (column blocks in order)."""
-    out, offset = [], 0
-    for index in swap_indexes:
-        out.extend(offset + int(i) for i in index)
-        offset += len(index)
-    return tuple(out)

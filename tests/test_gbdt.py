@@ -127,7 +127,3 @@ def test_swap_augmentation_and_tta_make_predictions_mirror_invariant(problem):
     assert asymmetry(model) > 0  # TTA is what makes it exact
     plain = fit_gbdt(x, y, n_votes, replace(FAST, swap_augment=False), SWAP, groups)
     assert asymmetry(model) < 0.7 * asymmetry(plain)  # augmentation teaches the mirror
-
-
-def test_joint_swap_index():
-    assert gbdt.joint_swap_index((1, 0, 2), (0, 2, 1)) == (1, 0, 2, 3, 5, 4)
