@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from core.artifacts import atomic_path, code_version, write_json
 from core.device import AMP_CHOICES, amp_dtype
 from core.errors import UserFacingError
 from core.metric import score
+from core.progress import progress_bar
 from oof.distributed import SINGLE, Dist
 from oof.ema import ModelEma
 from oof.losses import kl_loss
@@ -241,8 +241,7 @@ def _train_and_validate(model, loader, data: FoldData, step: _Step, cfg: TrainCo
     """One epoch of training, then the validation KL of the weights that would be kept: a history row
     (KL NaN where `validate` is off: the DDP ranks other than 0)."""
     started = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True,
-               disable=None if validate else True)
+    bar = progress_bar(loader, desc=f"epoch {epoch} stage {stage}", leave=False, disable=not validate)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     train_loss, seen = _train_epoch(model, bar, step, cfg, device, data.augmenter, aug_gen)
@@ -317,7 +316,7 @@ def _train_epoch(model, bar, step: _Step, cfg, device, augmenter, aug_gen) -> tu
         loss_sum += loss.detach() * len(batch["x"])
         seen += len(batch["x"])
         if (i + 1) % cfg.log_every == 0:
-            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", refresh=False)  # drawn at its pace
     return loss_sum.item() / max(seen, 1), seen
 
 
