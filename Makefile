@@ -23,7 +23,7 @@ DEMO_EEGS   ?= 400
 DEMO_FOLDS  ?= 3
 DEMO_ARGS   ?=
 
-.PHONY: help setup test lint synth demo summary folds models prepare oof stack submission bundle report \
+.PHONY: help setup test lint synth demo summary folds models prepare oof leaderboard stack submission bundle report \
         bench-features bench-quality bench-stacking bench-train bench-inference gpu-check clean
 
 help:  ## this list
@@ -63,6 +63,9 @@ oof: setup  ## train a recipe over the folds: MODEL=mit_b1_spec [FOLDS=0,1] [GPU
 	@test -n "$(MODEL)" || (echo "usage: make oof MODEL=<name> [FOLDS=0,1] [GPUS=0,1] [ARGS=\"epochs=2\"]; make models lists names" && exit 2)
 	$(HMS) oof --model $(MODEL) --data $(DATA) --work $(WORK) $(if $(FOLDS),--folds $(FOLDS)) $(if $(GPUS),--gpus $(GPUS)) $(ARGS)
 
+leaderboard: setup  ## every OOF set in WORK: KL all / high-vote / per fold, recipe, wall time -> WORK/leaderboard.csv
+	$(HMS) leaderboard --work $(WORK)
+
 stack: setup  ## stack every OOF set in WORK/oof: [ARGS="trials=200 blend.space=log"]
 	$(HMS) stack --data $(DATA) --work $(WORK) $(ARGS)
 
@@ -80,6 +83,7 @@ demo: setup  ## the whole pipeline on a synthetic folder under WORK/demo (CPU, m
 	$(HMS) summary --data $(DEMO_DATA)
 	$(HMS) folds --data $(DEMO_DATA) --work $(DEMO_WORK) --n-folds $(DEMO_FOLDS)
 	for m in $(DEMO_MODELS); do $(HMS) oof --model $$m --data $(DEMO_DATA) --work $(DEMO_WORK) n_folds=$(DEMO_FOLDS) $(DEMO_ARGS) || exit 1; done
+	$(HMS) leaderboard --work $(DEMO_WORK)
 	$(HMS) stack --data $(DEMO_DATA) --work $(DEMO_WORK) trials=30
 
 bench-features: setup  ## view computation speed against a notebook-style reference

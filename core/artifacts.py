@@ -71,6 +71,12 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
+    """Write `frame` atomically as CSV (no index); NaN and None become empty cells."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
 def write_parquet(path: Path | str, frame: pd.DataFrame, provenance: dict[str, Any] | None = None) -> None:
     """Write `frame` atomically; `provenance` (config, code version, ...) goes in the schema metadata."""
     table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 from core.errors import UserFacingError
+from core.work import Work
 
 
 class Command(NamedTuple):
@@ -37,6 +41,9 @@ COMMANDS = (
     Command("plot", "features.plot", "write a PNG of one labelled window", "features", "plot"),
     Command("folds", "oof.folds_cli", "make (or check) the shared folds file of a data folder", "oof", "folds"),
     Command("models", "oof.recipes", "list the named recipes and backbones", "oof", "models"),
+    Command("leaderboard", "oof.leaderboard", "one table of every OOF set in WORK (KL all / high-vote / per fold, "
+                                              "recipe, wall time, code version); writes WORK/leaderboard.csv",
+            "oof", "leaderboard"),
     Command("oof", "oof.cv", "train a named recipe over the folds; write OOF, test predictions, checkpoints",
             "oof", "run"),
     Command("stack", "stacking.run", "fit the stackers on the OOF sets, choose one by honest CV on high-vote "
@@ -81,16 +88,63 @@ def main(argv: list[str] | None = None, stage: str | None = None, default: str |
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, already printed in one line)
         return int(stop.code or 0)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_main(lambda: module.run(args))
+    stderr = logging.StreamHandler()
+    stderr.setFormatter(_UtcFormatter(LOG_FORMAT, LOG_DATES))
+    logging.basicConfig(level=logging.INFO, handlers=[stderr])
+    log_file = _work_log(chosen.name, getattr(args, "work", None))
+    try:
+        return run_main(lambda: module.run(args), log_file)
+    finally:
+        if log_file is not None:  # main() also runs in-process (tests): leave no handler behind
+            logging.getLogger().removeHandler(log_file)
+            log_file.close()
 
 
-def run_main(main_fn: Callable[[], object]) -> int:
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATES = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class _UtcFormatter(logging.Formatter):
+    converter = time.gmtime  # the Z of LOG_DATES; the log file names are UTC too
+
+
+class _WorkLogHandler(logging.FileHandler):
+    """WORK/logs/<command>-<UTC time>-<pid>.log, opened at the first record: a command that stops before
+    logging anything (a mistyped --work) leaves no folder behind."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, delay=True, encoding="utf-8")
+        self.setLevel(logging.INFO)
+        self.setFormatter(_UtcFormatter(LOG_FORMAT, LOG_DATES))
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+    def record_error(self, message: str) -> None:
+        """The one-line error of a run that logged before, so that its log ends with why it stopped."""
+        if self.stream is not None:
+            self.handle(logging.makeLogRecord({"name": "core.cli", "levelno": logging.ERROR,
+                                               "levelname": "ERROR", "msg": message}))
+
+
+def _work_log(command: str, work: Path | None) -> _WorkLogHandler | None:
+    """A command with a WORK folder also logs to a file there."""
+    if work is None:
+        return None
+    handler = _WorkLogHandler(Work(work).log_file(command, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), os.getpid()))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def run_main(main_fn: Callable[[], object], log_file: _WorkLogHandler | None = None) -> int:
     """Run `main_fn`; a UserFacingError ends it in one line on stderr and exit code 2 (also for the benches)."""
     try:
         main_fn()
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
+        if log_file is not None:
+            log_file.record_error(f"error: {err}")
         return 2
     return 0
 

@@ -29,6 +29,8 @@ LAYOUT = {
     "bundle.zip": "bundle_zip",
     "report/": "report_dir",
     "plots/": "plots_dir",
+    "leaderboard.csv": "leaderboard",
+    "logs/": "logs_dir",
 }
 
 STACKER_FILE = "stacker.json"
@@ -129,3 +131,14 @@ class Work:
 
     def plots_dir(self) -> Path:
         return self.root / "plots"
+
+    # ---- records of the runs ----------------------------------------------------------
+    def leaderboard(self) -> Path:
+        return self.root / "leaderboard.csv"
+
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def log_file(self, command: str, utc_stamp: str, pid: int) -> Path:
+        """One command's log; the pid keeps apart processes started in the same second (`GPUS=` folds)."""
+        return self.logs_dir() / f"{command}-{utc_stamp}-{pid}.log"

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from tqdm import tqdm
 
 from core.artifacts import code_version, write_json, write_parquet
+from core.progress import progress_bar
 from core.work import Work
 from features import quality_notes, spec_tables
 from features.kaggle_data import KaggleFolder, QualityNote
@@ -170,7 +170,7 @@ def compute_split(view: View, data: Path, split: str, out: Path, jobs: int = 1,
     np.lib.format.open_memmap(out, mode="w+", dtype=np.float16, shape=(len(index), *view.output_shape())).flush()
     tasks = _tasks(view, index)
     notes = []
-    bar = tqdm(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress, mininterval=1.0)
+    bar = progress_bar(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress)
     with bar, _one_torch_thread():
         results = _task_results(_run_task, [(view, data, split, out, task) for task in tasks], jobs, len(index))
         for done, task_notes in results:
@@ -188,7 +188,7 @@ def compute_split_tables(view: View, data: Path, split: str, out: Path, jobs: in
     tasks = _tasks(view, index, max_rows_per_read=len(index) + 1)  # a file is read once, all its rows together
     parts = [out / f".{split}-part{i}.npy" for i in range(len(tasks))]
     table_row = np.full(len(index), -1, dtype=np.int64)
-    bar = tqdm(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress, mininterval=1.0)
+    bar = progress_bar(total=len(index), desc=f"{view.name} {split}", unit="row", disable=not progress)
     with bar:
         calls = [(data, split, task, part) for task, part in zip(tasks, parts, strict=True)]
         results = _task_results(_run_table_task, calls, jobs, len(index), ordered=True)  # parts join in task order

@@ -21,6 +21,7 @@ from core.schema import TARGET_COLUMNS
 from oof.datasets import ViewArrays
 from oof.gbdt import GbdtConfig, fit_gbdt, load_gbdt, predict_gbdt, save_gbdt
 from oof.recipe import Recipe
+from oof.tracking import write_history
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def fit_gbdt_fold(recipe: Recipe, cfg: GbdtConfig, train_views: ViewArrays, trai
            "seconds": time.perf_counter() - started}
     log.info("%s: %d rounds, valid kl %.4f high %.4f (%.1f s)", path.parent, row["epoch"], kl["kl_all"],
              kl["kl_high"], row["seconds"])
+    write_history(path.parent, [row])
     return booster, GbdtFoldResult(booster.current_iteration(), valid_probs, [row])
 
 

@@ -17,6 +17,7 @@ from models.build import is_gbdt_model
 from models.config import ModelConfig
 from oof.augment import AugmentConfig
 from oof.gbdt import GbdtConfig
+from oof.tracking import TRACKING_FIELDS
 from oof.train_loop import TrainConfig
 
 __all__ = ["DataConfig", "ModelConfig", "Recipe", "apply_overrides"]
@@ -55,9 +56,12 @@ class Recipe:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the trained weights: not the description, nor the sections the
-        model kind does not use (a neural recipe's gbdt settings, a LightGBM recipe's training loop)."""
+        model kind does not use (a neural recipe's gbdt settings, a LightGBM recipe's training loop), nor
+        where the training curves go (TRACKING_FIELDS: dropped, not defaulted, so older fingerprints hold)."""
         skip = ("description", "provenance", *self.unused_sections)
         payload = {k: v for k, v in self.to_dict().items() if k not in skip}
+        if "train" in payload:
+            payload["train"] = {k: v for k, v in payload["train"].items() if k not in TRACKING_FIELDS}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -9,6 +9,7 @@ an uninterrupted one (bitwise on CPU). Files in `run_dir`:
   last.pt    full training state, loadable with torch.load(weights_only=True)
   best.pt    plain state_dict of the best epoch (EMA weights when EMA is on)
   done.json  the FitResult once the fold finished; a rerun returns it without training
+  history.csv one row per epoch so far (oof.tracking), rewritten after each; tensorboard/ with tracker=tensorboard
 """
 
 from __future__ import annotations
@@ -26,22 +27,23 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from core.artifacts import atomic_path, code_version, write_json
 from core.device import AMP_CHOICES, amp_dtype
 from core.errors import UserFacingError
 from core.metric import score
+from core.progress import progress_bar
 from oof.distributed import SINGLE, Dist
 from oof.ema import ModelEma
 from oof.losses import kl_loss
 from oof.lr_schedule import warmup_cosine_scheduler
+from oof.tracking import TRACKERS, TRACKING_FIELDS, EpochTracker
 
 log = logging.getLogger(__name__)
 
 Batch = dict[str, Any]
 Transform = Callable[[torch.Tensor], torch.Tensor]
-_RESUME_IGNORES = {"log_every"}  # config fields that cannot change the result
+_RESUME_IGNORES = {"log_every", *TRACKING_FIELDS}  # config fields that cannot change the result
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,11 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 4
     log_every: int = 20  # steps between progress-bar updates (each one syncs the GPU)
+    tracker: str = "none"  # "tensorboard": the curves also go to run_dir/tensorboard/ (history.csv always)
 
     def __post_init__(self):
         for name, allowed in (("select_on", ("high", "all")), ("amp", AMP_CHOICES),
-                              ("channels_last", ("auto", "on", "off"))):
+                              ("channels_last", ("auto", "on", "off")), ("tracker", TRACKERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.epochs < 1:
@@ -167,6 +170,7 @@ def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path |
     step = _Step(_training_net(model, cfg, device, dist), forward, _grad_scaler(cfg, device), ema)
     if state.ckpt is not None and state.ckpt.get("scaler"):  # empty: fp32/bf16, or a run from before fp16
         step.scaler.load_state_dict(state.ckpt["scaler"])
+    tracker = EpochTracker(run_dir, cfg.tracker, active=dist.is_main)
     for epoch in range(state.start, cfg.epochs + cfg.stage2_epochs):
         stage = 1 if epoch < cfg.epochs else 2
         loader = data.make_train_loader(epoch, stage)
@@ -182,9 +186,11 @@ def fit_fold(model: nn.Module, data: FoldData, cfg: TrainConfig, run_dir: Path |
         rngs = dist.gather(_rng_state(aug_gen))  # every rank's RNGs, so that a resume continues each rank's draws
         if dist.is_main:
             _record_epoch(model, step, state, row, cfg, run_dir, rngs)
+            tracker.record(state.history)
         state.best = dist.share(state.best)  # rank 0's choice; also a barrier: its files are written
         if stop_after_epoch == epoch:
             raise SimulatedKill(f"stopped after epoch {epoch} (stop_after_epoch)")
+    tracker.close()
     result = _finish(model, data, forward, cfg, run_dir, device, state.best["epoch"], state.history) \
         if dist.is_main else None
     dist.barrier()  # the other ranks wait until done.json is written
@@ -241,8 +247,7 @@ def _train_and_validate(model, loader, data: FoldData, step: _Step, cfg: TrainCo
     """One epoch of training, then the validation KL of the weights that would be kept: a history row
     (KL NaN where `validate` is off: the DDP ranks other than 0)."""
     started = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch} stage {stage}", leave=False, dynamic_ncols=True,
-               disable=None if validate else True)
+    bar = progress_bar(loader, desc=f"epoch {epoch} stage {stage}", leave=False, disable=not validate)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     train_loss, seen = _train_epoch(model, bar, step, cfg, device, data.augmenter, aug_gen)
@@ -317,7 +322,7 @@ def _train_epoch(model, bar, step: _Step, cfg, device, augmenter, aug_gen) -> tu
         loss_sum += loss.detach() * len(batch["x"])
         seen += len(batch["x"])
         if (i + 1) % cfg.log_every == 0:
-            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", refresh=False)  # drawn at its pace
     return loss_sum.item() / max(seen, 1), seen
 
 

@@ -19,7 +19,7 @@ from scipy.special import log_softmax, softmax
 
 from core.errors import UserFacingError
 from core.metric import EPS
-from stacking.tuning import quiet_optuna, tpe_sampler
+from stacking.tuning import TrialProgress, quiet_optuna, tpe_sampler
 
 SPACES = ("prob", "log")
 N_CLASSES = 6
@@ -171,5 +171,5 @@ def _search(objective: BlendObjective, config: BlendConfig) -> np.ndarray:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(run_trial, n_trials=config.trials)
+        study.optimize(run_trial, n_trials=config.trials, callbacks=[TrialProgress("blend search", config.trials)])
     return trial_theta(study.best_params)

@@ -31,7 +31,7 @@ from stacking.honest import FoldScores
 from stacking.members import MemberSet
 from stacking.meta_features import FEATURE_VERSION, feature_names, meta_features, rank_members
 from stacking.policy import RowPolicy
-from stacking.tuning import quiet_optuna, tpe_sampler
+from stacking.tuning import TrialProgress, quiet_optuna, tpe_sampler
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,8 @@ class LgbmSearch:
             study.set_user_attr("members", self.members.names)
             study.set_user_attr("policies", [p.label for p in self.policies])
         log.info("lgbm: study %s has %d trials; adding %d", self.study_name, done, self.config.trials)
-        study.optimize(self._objective, n_trials=self.config.trials, gc_after_trial=False)
+        progress = TrialProgress("lgbm", self.config.trials, always=True)
+        study.optimize(self._objective, n_trials=self.config.trials, gc_after_trial=False, callbacks=[progress])
         self.study_trials = len(study.trials)
         self.trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                        if "fold_kl_sum" in t.user_attrs]

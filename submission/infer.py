@@ -21,6 +21,7 @@ import torch
 
 from core.errors import UserFacingError
 from core.metric import normalise_rows
+from core.progress import progress_bar
 from core.schema import TARGET_COLUMNS
 from core.work import Work
 from features import quality_notes
@@ -105,8 +106,10 @@ class MemoryViews(ViewArrays):
         self.row_of = pd.Series(np.arange(len(eeg_ids)), index=eeg_ids)
 
 
-def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """Each view of each test row (offset 0), rounded as the cache rounds it; each file is read once for all views."""
+def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterable[str],
+                       bar=None) -> dict[str, np.ndarray]:
+    """Each view of each test row (offset 0), rounded as the cache rounds it; each file is read once for all views.
+    `bar` (a progress bar) advances by one per recording read."""
     views = [get_view(n) for n in names]
     rows: dict[str, list[np.ndarray]] = {v.name: [] for v in views}
     for eeg_id, spec_id in zip(table["eeg_id"], table["spectrogram_id"], strict=True):
@@ -114,6 +117,8 @@ def compute_test_views(folder: KaggleFolder, table: pd.DataFrame, names: Iterabl
         spec = folder.spectrogram_windows("test", spec_id, [0.0]) if any(v.source != "eeg" for v in views) else None
         for view in views:
             rows[view.name].append(as_cached(view, eeg_windows=eeg, spec_windows=spec, offsets_s=[0.0]))
+        if bar is not None:
+            bar.update(1)
     return {name: np.concatenate(parts) for name, parts in rows.items()}
 
 
@@ -146,14 +151,16 @@ def predict_test(data: Path, work: Path, names: list[str], device: torch.device 
     log.info("%d members, %d fold models, views %s, %d test recordings", len(members),
              sum(len(m.models) for m in members), ", ".join(view_names), len(table))
     parts: dict[str, list[np.ndarray]] = {m.name: [] for m in members}
+    bar = progress_bar(total=len(table), desc="test recordings read", unit="rec")  # between the per-chunk lines
     for start in range(0, len(table), chunk):
         rows = table.iloc[start:start + chunk]
-        computed = compute_test_views(folder, rows, view_names)
+        computed = compute_test_views(folder, rows, view_names, bar)
         ids = rows["eeg_id"].to_numpy(np.int64)
         for member in members:
             views = MemoryViews(member.recipe.model.views, computed, ids)
             parts[member.name].append(predict_member(member, views, rows, device, amp))
         log.info("predicted %d / %d test recordings", start + len(rows), len(table))
+    bar.close()
     quality_notes.report(folder.pop_quality_notes(), "test eegs")
     probs = {name: normalise_rows(np.concatenate(p)) for name, p in parts.items()}
     return table["eeg_id"].to_numpy(np.int64), probs
