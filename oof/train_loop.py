@@ -321,7 +321,7 @@ def _train_epoch(model, bar, step: _Step, cfg, device, augmenter, aug_gen) -> tu
             step.ema.update(model)
         loss_sum += loss.detach() * len(batch["x"])
         seen += len(batch["x"])
-        if (i + 1) % cfg.log_every == 0:
+        if (i + 1) % cfg.log_every == 0 and hasattr(bar, "set_postfix"):  # train_pass passes a plain list
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", refresh=False)  # drawn at its pace
     return loss_sum.item() / max(seen, 1), seen
 

@@ -15,7 +15,7 @@ from core.metric import class_prior_predictions, kl_divergence
 from oof.augment import AugmentConfig, BatchAugmenter
 from oof.losses import kl_loss
 from oof.lr_schedule import warmup_cosine
-from oof.train_loop import FoldData, SimulatedKill, TrainConfig, fit_fold, predict
+from oof.train_loop import FoldData, SimulatedKill, TrainConfig, fit_fold, predict, train_pass
 
 SWAP = [1, 0, 3, 2]
 
@@ -252,3 +252,12 @@ def test_stage2_starts_from_the_mean_of_the_best_stage1_weights(tmp_path, monkey
     full_best = torch.load(tmp_path / "full" / "best.pt", weights_only=True)
     for key, value in resumed_model.state_dict().items():
         assert torch.equal(value, full_best[key]), key
+
+
+def test_train_pass_steps_over_a_plain_list_of_more_than_log_every_batches():
+    """The benches hand train_pass a list (no progress bar): the periodic postfix must not need one."""
+    data = toy_data(8 * 25, seed=3)
+    batches = [{k: v[i * 8:(i + 1) * 8] for k, v in data.items()} for i in range(25)]
+    cfg = TrainConfig(epochs=1, batch_size=8, log_every=20, num_workers=0)
+    loss, seen = train_pass(TinyNet(), batches, cfg, "cpu")
+    assert seen == 8 * 25 and math.isfinite(loss)
