@@ -16,7 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-from core.errors import UserFacingError
+from core.errors import UserFacingError, disk_failure
+from core.work import create_work, remove_if_unused
 
 
 class Command(NamedTuple):
@@ -49,6 +50,8 @@ COMMANDS = (
             "submission", "bundle"),
     Command("report", "submission.report_page", "an HTML report of members, stackers and example recordings",
             "submission", "report"),
+    Command("clean", "core.clean", "delete a WORK folder, only one that hms-stack created (its .hms-stack marker)",
+            "core", "clean"),
 )
 
 
@@ -82,15 +85,33 @@ def main(argv: list[str] | None = None, stage: str | None = None, default: str |
     except SystemExit as stop:  # --help (0) or a usage error (2, already printed in one line)
         return int(stop.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_main(lambda: module.run(args))
+    work = getattr(args, "work", None) if getattr(module, "CREATES_WORK", True) else None
+    return run_main(lambda: _run_in_work(lambda: module.run(args), work))
+
+
+def _run_in_work(run: Callable[[], object], work) -> None:
+    """Run a command given `--work`: a WORK it creates gets the marker `hms-stack clean` looks for, and
+    is removed again when the command left nothing in it (a typo's folder does not stay behind)."""
+    created = create_work(work) if work is not None else []
+    try:
+        run()
+    finally:
+        remove_if_unused(created)
 
 
 def run_main(main_fn: Callable[[], object]) -> int:
-    """Run `main_fn`; a UserFacingError ends it in one line on stderr and exit code 2 (also for the benches)."""
+    """Run `main_fn`; a UserFacingError, or a disk that refused a file (full, read-only), ends it in one
+    line on stderr and exit code 2 (also for the benches). Other errors keep their traceback."""
     try:
         main_fn()
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        message = disk_failure(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
 

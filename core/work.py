@@ -35,7 +35,8 @@ STACKER_FILE = "stacker.json"
 
 
 class Work:
-    """Paths under one WORK folder. Nothing here touches the disk except `member_names`."""
+    """Paths under one WORK folder. Nothing here touches the disk except `member_names`; creating WORK
+    itself (with its marker) is `create_work`'s, which the CLI calls for every command given `--work`."""
 
     def __init__(self, root: Path | str | Work):
         self.root = root.root if isinstance(root, Work) else Path(root)
@@ -129,3 +130,34 @@ class Work:
 
     def plots_dir(self) -> Path:
         return self.root / "plots"
+
+
+# In every folder hms-stack created for a WORK: `hms-stack clean` (`make clean`) deletes only such folders.
+MARKER = ".hms-stack"
+
+
+def create_work(root: Path | str) -> list[Path]:
+    """Create WORK and its missing parents, a marker in each; the folders created, deepest first ([]: it existed)."""
+    root = Path(root)
+    missing = []
+    for folder in (root, *root.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        (folder / MARKER).write_text("made by hms-stack: `hms-stack clean --work` may delete this folder\n")
+    return missing
+
+
+def remove_if_unused(created: list[Path]) -> None:
+    """Remove folders `create_work` made that hold nothing but the marker (a command that failed early)."""
+    for folder in created:
+        if [p.name for p in folder.iterdir()] != [MARKER]:
+            return
+        (folder / MARKER).unlink()
+        folder.rmdir()
+
+
+def made_by_hms_stack(root: Path | str) -> bool:
+    return (Path(root) / MARKER).is_file()

@@ -453,8 +453,15 @@ def _check_config(stored: dict, cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def _save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # Through a Python file, so that a full disk raises OSError (ENOSPC), which the CLI turns into one line
+    # naming the folder: torch's zip writer reports it as an opaque RuntimeError ("unexpected pos ...").
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as err:
+            if isinstance(err.__context__, OSError):  # closing the zip failed after the file's write had
+                raise err.__context__ from None
+            raise
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
