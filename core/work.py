@@ -89,6 +89,10 @@ class Work:
         """The log of one fold's process when the folds train in parallel (`make oof GPUS=0,1`)."""
         return self.model_dir(name) / f"fold{fold}.log"
 
+    def run_recipe(self, name: str, fold: int) -> Path:
+        """The recipe a fold's run folder was started with: a resume or a reuse must match it."""
+        return self.run_dir(name, fold) / "recipe.json"
+
     def checkpoint(self, name: str, fold: int, suffix: str = ".pt") -> Path:
         """The fold's model for test-time inference: best.pt (a plain torch state_dict) or, for a
         LightGBM member, best.txt (the booster's text)."""
