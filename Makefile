@@ -104,5 +104,5 @@ bench-inference: setup  ## test recordings/s of make submission
 gpu-check: setup  ## a GPU ready for the real run? samples/s + memory per precision, projected fold times (< 4 min)
 	$(PY) -m bench.gpu_check $(ARGS)
 
-clean:  ## delete WORK
-	rm -rf $(WORK)
+clean: setup  ## delete WORK, only a folder hms-stack created (it holds a .hms-stack marker)
+	$(HMS) clean --work $(WORK)

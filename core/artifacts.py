@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.errors import DENIED, FULL
+
 PROVENANCE_KEY = b"hms_stack"
 
 
@@ -40,17 +42,23 @@ def code_version() -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds. A disk that
+    refuses it (full, read-only) raises OSError naming `path`: the CLI turns that into one line.
 
     The file is created with mode 0666 less the umask (usually 0644), as open() would: mkstemp's 0600
     would leave submission.csv and the bundle's files unreadable to anyone else."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
+        os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        # name the file meant, not the temporary one (nor none at all: a write's ENOSPC names no file)
+        if err.errno in FULL | DENIED and (err.filename is None or Path(err.filename) == tmp_path):
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from core.errors import UserFacingError
-from core.work import Work
+from core.errors import UserFacingError, disk_failure
+from core.work import Work, create_work, remove_if_unused
 
 
 class Command(NamedTuple):
@@ -56,6 +56,8 @@ COMMANDS = (
             "submission", "bundle"),
     Command("report", "submission.report_page", "an HTML report of members, stackers and example recordings",
             "submission", "report"),
+    Command("clean", "core.clean", "delete a WORK folder, only one that hms-stack created (its .hms-stack marker)",
+            "core", "clean"),
 )
 
 
@@ -91,9 +93,10 @@ def main(argv: list[str] | None = None, stage: str | None = None, default: str |
     stderr = logging.StreamHandler()
     stderr.setFormatter(_UtcFormatter(LOG_FORMAT, LOG_DATES))
     logging.basicConfig(level=logging.INFO, handlers=[stderr])
-    log_file = _work_log(chosen.name, getattr(args, "work", None))
+    work = getattr(args, "work", None) if getattr(module, "CREATES_WORK", True) else None
+    log_file = _work_log(chosen.name, work)
     try:
-        return run_main(lambda: module.run(args), log_file)
+        return run_main(lambda: _run_in_work(lambda: module.run(args), work), log_file)
     finally:
         if log_file is not None:  # main() also runs in-process (tests): leave no handler behind
             logging.getLogger().removeHandler(log_file)
@@ -137,14 +140,33 @@ def _work_log(command: str, work: Path | None) -> _WorkLogHandler | None:
     return handler
 
 
+def _run_in_work(run: Callable[[], object], work) -> None:
+    """Run a command given `--work`: a WORK it creates gets the marker `hms-stack clean` looks for, and
+    is removed again when the command left nothing in it (a typo's folder does not stay behind)."""
+    created = create_work(work) if work is not None else []
+    try:
+        run()
+    finally:
+        remove_if_unused(created)
+
+
 def run_main(main_fn: Callable[[], object], log_file: _WorkLogHandler | None = None) -> int:
-    """Run `main_fn`; a UserFacingError ends it in one line on stderr and exit code 2 (also for the benches)."""
+    """Run `main_fn`; a UserFacingError, or a disk that refused a file (full, read-only), ends it in one
+    line on stderr and exit code 2 (also for the benches). Other errors keep their traceback."""
     try:
         main_fn()
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
         if log_file is not None:
             log_file.record_error(f"error: {err}")
+        return 2
+    except OSError as err:
+        message = disk_failure(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        if log_file is not None:
+            log_file.record_error(f"error: {message}")
         return 2
     return 0
 

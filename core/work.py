@@ -37,7 +37,8 @@ STACKER_FILE = "stacker.json"
 
 
 class Work:
-    """Paths under one WORK folder. Nothing here touches the disk except `member_names`."""
+    """Paths under one WORK folder. Nothing here touches the disk except `member_names`; creating WORK
+    itself (with its marker) is `create_work`'s, which the CLI calls for every command given `--work`."""
 
     def __init__(self, root: Path | str | Work):
         self.root = root.root if isinstance(root, Work) else Path(root)
@@ -89,6 +90,10 @@ class Work:
     def fold_log(self, name: str, fold: int) -> Path:
         """The log of one fold's process when the folds train in parallel (`make oof GPUS=0,1`)."""
         return self.model_dir(name) / f"fold{fold}.log"
+
+    def run_recipe(self, name: str, fold: int) -> Path:
+        """The recipe a fold's run folder was started with: a resume or a reuse must match it."""
+        return self.run_dir(name, fold) / "recipe.json"
 
     def checkpoint(self, name: str, fold: int, suffix: str = ".pt") -> Path:
         """The fold's model for test-time inference: best.pt (a plain torch state_dict) or, for a
@@ -142,3 +147,33 @@ class Work:
     def log_file(self, command: str, utc_stamp: str, pid: int) -> Path:
         """One command's log; the pid keeps apart processes started in the same second (`GPUS=` folds)."""
         return self.logs_dir() / f"{command}-{utc_stamp}-{pid}.log"
+
+# In every folder hms-stack created for a WORK: `hms-stack clean` (`make clean`) deletes only such folders.
+MARKER = ".hms-stack"
+
+
+def create_work(root: Path | str) -> list[Path]:
+    """Create WORK and its missing parents, a marker in each; the folders created, deepest first ([]: it existed)."""
+    root = Path(root)
+    missing = []
+    for folder in (root, *root.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        (folder / MARKER).write_text("made by hms-stack: `hms-stack clean --work` may delete this folder\n")
+    return missing
+
+
+def remove_if_unused(created: list[Path]) -> None:
+    """Remove folders `create_work` made that hold nothing but the marker (a command that failed early)."""
+    for folder in created:
+        if [p.name for p in folder.iterdir()] != [MARKER]:
+            return
+        (folder / MARKER).unlink()
+        folder.rmdir()
+
+
+def made_by_hms_stack(root: Path | str) -> bool:
+    return (Path(root) / MARKER).is_file()

@@ -11,6 +11,7 @@ oof.distributed); `--gpus 0,1,2,3` trains the folds in parallel, one process per
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import replace
@@ -62,10 +63,11 @@ def run(args: argparse.Namespace) -> None:
         return run_parallel(args)
     recipe = get_recipe(args.model, args.overrides)
     command = make_command(args.model, args.overrides)
+    asked = parse_folds(args.folds)
     dist, device = distributed.from_env(resolve_device(args.device))
     try:
         job = _rank0_first(dist, lambda: CVJob(recipe, args.data, args.work, device, command=command, dist=dist))
-        folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
+        folds = job.chosen_folds(asked)
         for fold in folds:
             job.run_fold(fold, args.stop_after_epoch)
         if dist.is_main and job.all_shards_exist() and not args.no_merge:
@@ -84,6 +86,15 @@ def _rank0_first(dist: Dist, build):
     if dist.is_main:
         dist.barrier()
     return built
+
+
+def parse_folds(text: str) -> list[int]:
+    """`--folds 0,2` (`make oof FOLDS=0,2`), checked before any cache is built; empty: every fold."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not all(item.isdigit() for item in items):
+        raise UserFacingError(f"--folds {text!r} (FOLDS=): list fold numbers, comma-separated (e.g. FOLDS=0,1), "
+                              "or leave it empty for every fold")
+    return [int(item) for item in items]
 
 
 def make_command(model: str, overrides: list[str]) -> dict[str, str]:
@@ -120,16 +131,23 @@ class CVJob:
         """(OOF shard, test shard) of one fold."""
         return self.work.oof_shard(self.name, fold), self.work.test_shard(self.name, fold)
 
+    def chosen_folds(self, asked: list[int]) -> list[int]:
+        """The folds `--folds` asked for (all when none), each one of the folds file's."""
+        unknown = [k for k in asked if k not in self.fold_ids]
+        if unknown:
+            raise UserFacingError(f"fold {unknown[0]} does not exist; folds are {self.fold_ids} ({self.work.folds()})")
+        return asked or list(self.fold_ids)
+
     def all_shards_exist(self) -> bool:
         return all(p.exists() for k in self.fold_ids for p in self.shards(k))
 
     # ---- one fold -----------------------------------------------------------------------
     def run_fold(self, fold: int, stop_after_epoch: int | None = None) -> None:
-        if fold not in self.fold_ids:
-            raise UserFacingError(f"fold {fold} does not exist; folds are {self.fold_ids}")
+        self.chosen_folds([fold])
         if self._shard_is_current(fold):
             log.info("%s fold %d: shard exists, skipped", self.name, fold)
             return
+        self._claim_run_dir(fold)
         started = time.time()
         valid = self.samples[self.samples["fold"] == fold].reset_index(drop=True)
         if self.recipe.is_gbdt and self.dist.active:
@@ -192,11 +210,35 @@ class CVJob:
         paths = self.shards(fold)
         if not all(p.exists() for p in paths):
             return False
-        stamp = read_provenance(paths[0]).get("recipe_fingerprint")
-        if stamp != self.recipe.fingerprint():
-            raise UserFacingError(f"{paths[0]} was made with other settings of {self.name}; delete "
-                                  f"{paths[0].parent}/{self.name}.* and {self.work.model_dir(self.name)} to retrain")
+        self._refuse_other_settings(read_provenance(paths[0]), paths[0],
+                                    f"delete {paths[0]}, {paths[1]} and {self.work.run_dir(self.name, fold)} "
+                                    "to retrain that fold")
         return True
+
+    def _claim_run_dir(self, fold: int) -> None:
+        """A fold's run folder is resumed (last.pt) or reused (done.json, best.txt) only under the recipe it
+        was started with, less the settings that cannot change the result: recipe.json records it."""
+        run_dir, path = self.work.run_dir(self.name, fold), self.work.run_recipe(self.name, fold)
+        fix = f"delete {run_dir} to train that fold from scratch"
+        if path.is_file():
+            return self._refuse_other_settings(json.loads(path.read_text()), run_dir, fix)
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise UserFacingError(f"{run_dir} holds a run without its {path.name} (made by an older version, or "
+                                  f"copied without it): its settings cannot be checked; {fix}")
+        self.dist.barrier()  # every rank has looked before rank 0 writes
+        if self.dist.is_main:
+            write_json(path, {**self._provenance(), "code_version": code_version()})
+
+    def _refuse_other_settings(self, provenance: dict, where: Path, fix: str) -> None:
+        """One line naming the settings `where` was made with that differ from this run's recipe."""
+        if "recipe" in provenance:
+            changed = self.recipe.changed_since(provenance["recipe"])
+        else:  # a shard from before the recipe was recorded: its fingerprint alone
+            changed = ["(recipe fingerprint)"] if provenance.get("recipe_fingerprint") != self.recipe.fingerprint() \
+                else []
+        if changed:
+            raise UserFacingError(f"{where} was made with other settings of {self.name} ({', '.join(changed)} "
+                                  f"changed): restore those values to resume or reuse it, or {fix}")
 
     def _write_shards(self, fold, valid, valid_probs, test_probs, result, seconds) -> None:
         oof = valid[["eeg_id", "label_id", "fold"]].copy()
@@ -218,9 +260,7 @@ class CVJob:
         shards = [pd.read_parquet(self.shards(k)[0]) for k in self.fold_ids]
         metas = [read_provenance(self.shards(k)[0]) for k in self.fold_ids]
         for k, meta in zip(self.fold_ids, metas, strict=True):
-            if meta.get("recipe_fingerprint") != self.recipe.fingerprint():
-                raise UserFacingError(f"{self.shards(k)[0]} was made with other settings of {self.name}; "
-                                      f"rerun that fold with the same ARGS, or delete the shard to retrain it")
+            self._refuse_other_settings(meta, self.shards(k)[0], f"delete {self.shards(k)[0]} to retrain that fold")
         oof = pd.concat(shards, ignore_index=True).sort_values(["eeg_id", "label_id"]).reset_index(drop=True)
         tests = [pd.read_parquet(self.shards(k)[1]).set_index("eeg_id") for k in self.fold_ids]
         test = sum(t[list(VOTE_COLUMNS)] for t in tests) / len(tests)

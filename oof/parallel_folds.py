@@ -24,7 +24,7 @@ import torch
 
 from core.errors import UserFacingError
 from core.work import Work
-from oof.cv import CVJob, make_command
+from oof.cv import CVJob, make_command, parse_folds
 from oof.recipes import get_recipe
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,11 @@ def parse_gpus(text: str) -> list[str]:
 
 
 def run_parallel(args: argparse.Namespace) -> None:
-    slots = parse_gpus(args.gpus)
+    slots, asked = parse_gpus(args.gpus), parse_folds(args.folds)
     recipe = get_recipe(args.model, args.overrides)
     device = torch.device("cpu" if all(s == "cpu" for s in slots) else "cuda")  # recorded in NAME.json
     job = CVJob(recipe, args.data, args.work, device, command=make_command(args.model, args.overrides))
-    folds = job.fold_ids if not args.folds else [int(f) for f in args.folds.split(",")]
+    folds = job.chosen_folds(asked)
     todo = [k for k in folds if not job._shard_is_current(k)]  # also refuses shards of other settings
     log.info("%s: folds %s on %s, logs in %s", job.name, todo, ",".join(slots), job.work.model_dir(job.name))
     failed = _run_all(todo, slots, lambda fold, slot: _child(args, fold, slot), job.work, job.name)

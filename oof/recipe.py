@@ -18,6 +18,7 @@ from models.config import ModelConfig
 from oof.augment import AugmentConfig
 from oof.gbdt import GbdtConfig
 from oof.tracking import TRACKING_FIELDS
+from oof.train_loop import RESULT_NEUTRAL as TRAIN_NEUTRAL
 from oof.train_loop import TrainConfig
 
 __all__ = ["DataConfig", "ModelConfig", "Recipe", "apply_overrides"]
@@ -64,8 +65,26 @@ class Recipe:
             payload["train"] = {k: v for k, v in payload["train"].items() if k not in TRACKING_FIELDS}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    def result_settings(self, sections: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Every setting that decides a fold's result, flat (`model.dropout`, `augment.swap_p`, ...) and as
+        JSON keeps it (lists for tuples): the sections this model kind uses, less RESULT_NEUTRAL."""
+        used = sections or tuple(s for s in SECTIONS if s not in self.unused_sections)
+        flat = {f"{s}.{k}": list(v) if isinstance(v, tuple) else v
+                for s in used for k, v in dataclasses.asdict(getattr(self, s)).items()}
+        return {k: v for k, v in flat.items() if k not in RESULT_NEUTRAL}
+
+    def changed_since(self, stored: dict) -> list[str]:
+        """The settings in which this recipe differs from a stored one (its `to_dict()`, as a fold's files
+        keep it); a field added to the code since then had its default."""
+        current = self.result_settings()
+        before = recipe_from_dict(stored).result_settings(tuple(s for s in SECTIONS if s not in self.unused_sections))
+        return sorted(k for k, v in current.items() if before.get(k) != v)
+
 
 SECTIONS = ("model", "data", "train", "augment", "gbdt")
+# Settings that cannot change a fold's result (ARCHITECTURE.md "Resume"): a killed fold resumes, and a
+# finished fold or shard is reused, when the recipe differs from the one it was trained with in these alone.
+RESULT_NEUTRAL = frozenset(f"train.{name}" for name in TRAIN_NEUTRAL)
 
 
 def apply_overrides(recipe: Recipe, overrides: list[str] | str) -> Recipe:

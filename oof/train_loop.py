@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +31,7 @@ from torch import nn
 
 from core.artifacts import atomic_path, code_version, write_json
 from core.device import AMP_CHOICES, amp_dtype
-from core.errors import UserFacingError
+from core.errors import DENIED, UserFacingError
 from core.metric import score
 from core.progress import progress_bar
 from oof.distributed import SINGLE, Dist
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 
 Batch = dict[str, Any]
 Transform = Callable[[torch.Tensor], torch.Tensor]
-_RESUME_IGNORES = {"log_every", *TRACKING_FIELDS}  # config fields that cannot change the result
+# TrainConfig fields that cannot change the result: the loaders draw nothing at random (the rows of an
+# epoch are drawn before them), the log interval only paces the progress bar, a tracker only copies curves
+RESULT_NEUTRAL = ("num_workers", "log_every", *TRACKING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,10 @@ class TrainConfig:
                               ("channels_last", ("auto", "on", "off")), ("tracker", TRACKERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.epochs < 1:
-            raise ValueError("TrainConfig.epochs must be at least 1")
+        for name, least in (("epochs", 1), ("stage2_epochs", 0), ("batch_size", 1), ("num_workers", 0),
+                            ("log_every", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"TrainConfig.{name} must be at least {least}")
 
 
 @dataclass
@@ -144,7 +149,8 @@ def _load_top_k_mean(model: nn.Module, ema: ModelEma | None, state: _State, run_
     epochs = [int(epoch) for _, epoch in state.best.get("top", [])]
     if not epochs:
         return
-    states = [torch.load(_top_path(run_dir, e), map_location=device, weights_only=True) for e in epochs]
+    fix = f"delete {run_dir} to train that fold again"
+    states = [_load_state(_top_path(run_dir, e), fix, device) for e in epochs]
     mean = {k: (torch.stack([s[k] for s in states]).mean(0) if v.dtype.is_floating_point else v)
             for k, v in states[0].items()}
     model.load_state_dict(mean)
@@ -433,23 +439,35 @@ def _finished_result(model, run_dir: Path, cfg: TrainConfig, device: torch.devic
 
 
 def _load_best(model: nn.Module, run_dir: Path, device: torch.device) -> None:
-    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device, weights_only=True))
+    fix = f"delete {run_dir} to train that fold again"
+    model.load_state_dict(_load_state(run_dir / "best.pt", fix, device))
 
 
 def _load_checkpoint(run_dir: Path, cfg: TrainConfig) -> dict | None:
     path = run_dir / "last.pt"
     if not path.exists():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+    ckpt = _load_state(path, "delete it to train that fold from its start")  # RNG states stay on the CPU
     _check_config(ckpt["config"], cfg, run_dir)
     return ckpt
+
+
+def _load_state(path: Path, fix: str, device: torch.device | str = "cpu") -> Any:
+    """torch.load(weights_only=True), or one line naming a file cut short or not a checkpoint at all."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # what a cut file raises varies
+        if isinstance(err, OSError) and err.errno in DENIED:  # unreadable, not damaged: the CLI says so
+            raise
+        raise UserFacingError(f"{path} is not a readable checkpoint (cut short or damaged: "
+                              f"{type(err).__name__}); {fix}") from None
 
 
 def _check_config(stored: dict, cfg: TrainConfig, run_dir: Path) -> None:
     current, defaults = asdict(cfg), asdict(TrainConfig())
     stored = {**defaults, **stored}  # a field added since that run was stored had its default then
     changed = sorted(k for k in stored.keys() | current.keys()
-                     if k not in _RESUME_IGNORES and stored.get(k) != current.get(k))
+                     if k not in RESULT_NEUTRAL and stored.get(k) != current.get(k))
     if changed:
         raise UserFacingError(
             f"{run_dir} holds a run trained with a different config ({', '.join(changed)} changed): "
@@ -458,8 +476,15 @@ def _check_config(stored: dict, cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def _save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # Through a Python file, so that a full disk raises OSError (ENOSPC), which the CLI turns into one line
+    # naming the folder: torch's zip writer reports it as an opaque RuntimeError ("unexpected pos ...").
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as err:
+            if isinstance(err.__context__, OSError):  # closing the zip failed after the file's write had
+                raise err.__context__ from None
+            raise
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:

@@ -58,6 +58,7 @@ from core.schema import (
     TRAIN_COLUMNS,
     VOTE_COLUMNS,
 )
+from core.work import create_work
 from features.eeg_spectrogram import hann
 from features.labels import add_vote_targets, samples
 from features.montage import CHAIN_PAIRS
@@ -247,6 +248,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
+    create_work(args.out.parent)  # folders made above OUT are hms-stack's: `make demo` writes under WORK, cleaned
     summary = write_synthetic(args.out, n_eegs=args.n_eegs, seed=args.seed, n_test=args.n_test, n_jobs=args.jobs,
                               gain=args.gain)
     kl = {key: "n/a" if value is None else f"{value:.3f}" for key, value in summary["kl"].items()}

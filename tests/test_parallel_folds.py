@@ -6,10 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from core.artifacts import write_json
 from core.cli import main as cli
 from core.errors import UserFacingError
 from core.work import Work
 from oof.parallel_folds import parse_gpus
+from oof.recipes import get_recipe
 
 pytestmark = pytest.mark.slow
 SETTINGS = ["n_folds=2", "epochs=1", "stage2_epochs=0", "batch_size=8"]
@@ -29,11 +31,13 @@ def test_folds_in_parallel_fail_with_the_log_then_resume_and_merge(tmp_path, cap
     broken = work.run_dir("wave1d_cpu", 1) / "last.pt"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not a checkpoint")  # fold 1's process dies loading it
+    recipe = get_recipe("wave1d_cpu", SETTINGS)
+    write_json(work.run_recipe("wave1d_cpu", 1), {"recipe": recipe.to_dict()})  # started with these settings
     capsys.readouterr()
     assert cli(args) == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]  # above it: the parent's cache progress bars
     assert "fold 1 failed" in message and str(work.fold_log("wave1d_cpu", 1)) in message and "\n" not in message
-    assert "UnpicklingError" in message  # the log's exception line, quoted
+    assert "is not a readable checkpoint" in message  # the log's error line, quoted
     assert work.oof_shard("wave1d_cpu", 0).exists() and not work.oof("wave1d_cpu").exists()
     assert "KL all" in work.fold_log("wave1d_cpu", 0).read_text()
 
