@@ -23,9 +23,11 @@ from tests.test_train_loop import config, fit
 
 
 def one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
+    """The error line: the last of stderr (progress bars may come before it) and the only one saying error."""
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and lines[-1].startswith("error: "), lines
+    assert sum("error" in line.lower() or "Traceback" in line for line in lines) == 1, lines
+    return lines[-1] + "\n"
 
 
 def no_temporary_files(folder: Path) -> bool:

@@ -40,8 +40,8 @@ def test_changed_since_names_every_section_and_skips_the_neutral_fields():
     stored = get_recipe("wave1d_cpu").to_dict()
     assert get_recipe("wave1d_cpu", CHANGED).changed_since(stored) == [
         "augment.swap_p", "data.vote_weighting", "model.dropout"]
-    assert get_recipe("wave1d_cpu", "num_workers=0 log_every=1").changed_since(stored) == []
-    assert RESULT_NEUTRAL == {"train.num_workers", "train.log_every"}  # the list ARCHITECTURE.md documents
+    assert get_recipe("wave1d_cpu", "num_workers=0 log_every=1 tracker=tensorboard").changed_since(stored) == []
+    assert RESULT_NEUTRAL == {"train.num_workers", "train.log_every", "train.tracker"}  # as ARCHITECTURE.md documents
     assert get_recipe("wave1d_cpu", "gbdt.num_leaves=7").changed_since(stored) == []  # a section it does not use
     lgbm = get_recipe("lgbm_bands").to_dict()
     assert get_recipe("lgbm_bands", "num_leaves=7 lr=0.5").changed_since(lgbm) == ["gbdt.num_leaves"]
