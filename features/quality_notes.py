@@ -1,4 +1,5 @@
-"""Recoverable data problems of a whole job (NaN gaps, flat channels) as one log line and one CSV.
+"""Recoverable data problems of a whole job (NaN gaps, flat channels, values set to NaN by
+features.value_checks) as one log line and one CSV.
 
 The real train set has thousands of recordings with some NaN or a flat channel; a warning per file
 buries everything else in the log. The data layer collects `QualityNote`s instead, and the job that
@@ -20,13 +21,23 @@ from features.kaggle_data import QualityNote
 log = logging.getLogger(__name__)
 
 _WHAT = {"nan-gap": "NaN gaps (filled and masked)", "nan-channel": "all-NaN channels in some windows (zero-filled)",
-         "flat": "flat channels"}
+         "flat": "flat channels", "implausible": "values that cannot be measurements (set to NaN, filled and masked)",
+         "large-channel": "channels far beyond scalp EEG's range (kept, clipped by the views)",
+         "large-scale": "spectrogram power far above real files (kept, saturates the views)",
+         "spec-nan": "spectrogram NaN rows (filled by the views)"}
+_COUNTED = {"implausible": "values", "spec-nan": "rows"}  # kinds whose counts the summary adds up, and their unit
 
 
 def summary_line(notes: Iterable[QualityNote], where: str) -> str:
-    """e.g. 'wave train: 31 files with NaN gaps (filled and masked), 12 files with flat channels'."""
+    """e.g. 'wave train: 31 files with NaN gaps (filled and masked), 1 file with values that cannot be
+    measurements (set to NaN, filled and masked; 5012 values)'."""
+    notes = list(notes)
     counts = Counter(note.kind for note in notes)
-    parts = [f"{n} {'file' if n == 1 else 'files'} with {_WHAT.get(kind, kind)}" for kind, n in counts.most_common()]
+    parts = []
+    for kind, n in counts.most_common():
+        total = sum(note.values for note in notes if note.kind == kind)
+        extra = f"; {total} {_COUNTED[kind]}" if kind in _COUNTED and total else ""
+        parts.append(f"{n} {'file' if n == 1 else 'files'} with {_WHAT.get(kind, kind)}{extra}")
     return f"{where}: " + ", ".join(parts)
 
 
@@ -37,7 +48,7 @@ def report(notes: list[QualityNote], where: str, listed_in: Path | None = None) 
 
 
 def write_csv(notes: list[QualityNote], path: Path) -> None:
-    """One row per note: file, kind, message."""
+    """One row per note: file, kind, message, values (how many values it concerns, 0 where not counted)."""
     frame = pd.DataFrame(notes, columns=list(QualityNote._fields)).sort_values(["kind", "file"])
     with atomic_path(path) as temp:
         frame.to_csv(temp, index=False)
