@@ -21,23 +21,22 @@ from features.kaggle_data import QualityNote
 log = logging.getLogger(__name__)
 
 _WHAT = {"nan-gap": "NaN gaps (filled and masked)", "nan-channel": "all-NaN channels in some windows (zero-filled)",
-         "flat": "flat channels", "implausible": "values that cannot be measurements (set to NaN, filled and masked)",
+         "flat": "flat channels",
+         "implausible": "values that cannot be measurements ({n} set to NaN, filled and masked)",
          "large-channel": "channels far beyond scalp EEG's range (kept, clipped by the views)",
          "large-scale": "spectrogram power far above real files (kept, saturates the views)",
-         "spec-nan": "spectrogram NaN rows (filled by the views)"}
-_COUNTED = {"implausible": "values", "spec-nan": "rows"}  # kinds whose counts the summary adds up, and their unit
+         "spec-nan": "spectrogram NaN rows ({n} rows, filled by the views)"}  # {n}: the files' values added up
 
 
 def summary_line(notes: Iterable[QualityNote], where: str) -> str:
     """e.g. 'wave train: 31 files with NaN gaps (filled and masked), 1 file with values that cannot be
-    measurements (set to NaN, filled and masked; 5012 values)'."""
+    measurements (5012 set to NaN, filled and masked)'."""
     notes = list(notes)
     counts = Counter(note.kind for note in notes)
     parts = []
     for kind, n in counts.most_common():
         total = sum(note.values for note in notes if note.kind == kind)
-        extra = f"; {total} {_COUNTED[kind]}" if kind in _COUNTED and total else ""
-        parts.append(f"{n} {'file' if n == 1 else 'files'} with {_WHAT.get(kind, kind)}{extra}")
+        parts.append(f"{n} {'file' if n == 1 else 'files'} with {_WHAT.get(kind, kind).format(n=total)}")
     return f"{where}: " + ", ".join(parts)
 
 

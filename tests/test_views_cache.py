@@ -344,7 +344,7 @@ def test_prepare_reports_corrupt_pages_with_their_counts_in_the_summary_and_csv(
     count = int(listed.loc["implausible", "values"])
     assert count >= 4000 and Path(listed.loc["implausible", "file"]).name == "101.parquet"
     assert line.startswith("wave_tiny train: ") and "values that cannot be measurements" in line
-    assert f"filled and masked); {count} values" in line
+    assert f"1 file with values that cannot be measurements ({count} set to NaN, filled and masked)" in line
     assert np.isfinite(np.load(folder / "train.npy")).all() and np.abs(np.load(folder / "train.npy")).max() < 100
 
 
