@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -164,25 +165,34 @@ def _build_split(view: View, data: Path, final: Path, manifest: dict, split: str
     index = split_index(folder, split)
     # Identities taken before the files are read: a file replaced meanwhile is seen as changed next time.
     ids = inputs.identities(data, _input_names(view, folder, split, index), content=True)
-    _require_space(final.parent, _bytes_needed(view, index), f"the {view.name} {split} cache")
+    needed, what = _bytes_needed(view, index), f"the {view.name} {split} cache"
+    _require_space(final.parent, needed, what)
     temp = final.parent / f".{final.name}.{split}.tmp-{socket.gethostname()}-{os.getpid()}"
     temp.mkdir()
     try:
-        if spec_tables.stores_tables(view):
-            index, notes = compute_split_tables(view, data, split, temp, jobs, progress)
-            tables = np.load(spec_tables.tables_path(temp, split), mmap_mode="r").shape
-            entry = {"shape": [len(index), *view.output_shape()], "tables": list(tables)}
-        else:
-            index, notes = compute_split(view, data, split, temp / f"{split}.npy", jobs, progress)
-            entry = {"shape": [len(index), *view.output_shape()]}
-        write_parquet(temp / f"{split}_index.parquet", index, {"view": view.name, "key": manifest["key"]})
-        if notes:
-            quality_notes.write_csv(notes, temp / _quality_csv(split))
+        with _full_disk_in_one_line(final.parent, needed, what):  # another writer may fill the disk meanwhile
+            entry, notes = _compute_into(temp, view, data, split, jobs, progress, manifest["key"])
         entry.update(inputs=inputs.to_record(ids), seconds=round(time.time() - started, 1))
         _install(temp, final, manifest, split, entry)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     quality_notes.report(notes, f"{view.name} {split}", final / _quality_csv(split))
+
+
+def _compute_into(temp: Path, view: View, data: Path, split: str, jobs: int, progress: bool,
+                  key: str) -> tuple[dict, list[QualityNote]]:
+    """The split's arrays, index and quality CSV written into `temp`; (its manifest entry, the notes)."""
+    if spec_tables.stores_tables(view):
+        index, notes = compute_split_tables(view, data, split, temp, jobs, progress)
+        tables = np.load(spec_tables.tables_path(temp, split), mmap_mode="r").shape
+        entry = {"shape": [len(index), *view.output_shape()], "tables": list(tables)}
+    else:
+        index, notes = compute_split(view, data, split, temp / f"{split}.npy", jobs, progress)
+        entry = {"shape": [len(index), *view.output_shape()]}
+    write_parquet(temp / f"{split}_index.parquet", index, {"view": view.name, "key": key})
+    if notes:
+        quality_notes.write_csv(notes, temp / _quality_csv(split))
+    return entry, notes
 
 
 def _install(temp: Path, final: Path, manifest: dict, split: str, entry: dict) -> None:
@@ -260,6 +270,18 @@ def _require_space(folder: Path, needed: int, what: str) -> None:
     if needed > free:
         raise UserFacingError(f"{folder}: {what} needs {needed} bytes ({needed / 2**30:.2f} GiB) but {free} bytes "
                               f"({free / 2**30:.2f} GiB) are free; free some space or use a WORK= on a larger disk")
+
+
+@contextlib.contextmanager
+def _full_disk_in_one_line(folder: Path, needed: int, what: str):
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UserFacingError(f"{folder}: the disk filled up while writing {what} ({needed} bytes needed, "
+                              f"{shutil.disk_usage(folder).free} free now); free some space or use a WORK= "
+                              f"on a larger disk") from None
 
 
 def _read_manifest(path: Path, key: str) -> dict | None:

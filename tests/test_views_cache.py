@@ -250,6 +250,18 @@ def test_a_build_without_the_disk_space_stops_in_one_line(data, tmp_path, monkey
     assert list((tmp_path / "work" / "cache").iterdir()) == []
 
 
+def test_a_disk_that_fills_during_a_build_is_one_line_and_leaves_nothing(data, tmp_path, monkeypatch):
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spec_tables, "write_task_part", full)  # another writer took the space meanwhile
+    with pytest.raises(UserFacingError) as err:
+        prepare_view("kaggle_spec", data, tmp_path / "work", progress=False)
+    assert str(err.value).startswith(f"{tmp_path / 'work' / 'cache'}: the disk filled up while writing the "
+                                     f"kaggle_spec train cache") and "\n" not in str(err.value)
+    assert list((tmp_path / "work" / "cache").iterdir()) == []
+
+
 def test_new_arrays_are_allocated_up_front_and_a_full_disk_is_one_line(tmp_path, monkeypatch):
     path = tmp_path / "a.npy"
     create_npy(path, (64, 1024))
