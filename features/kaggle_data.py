@@ -20,27 +20,30 @@ from core.schema import (
     EEG_WINDOW_S,
     EEG_WINDOW_SAMPLES,
     SPEC_COLUMNS,
+    SPEC_STEP_S,
     SPEC_WINDOW_ROWS,
     SPEC_WINDOW_S,
     TEST_COLUMNS,
     VOTE_COLUMNS,
 )
 from features.labels import add_vote_targets
+from features.value_checks import SCALP_CHANNELS, check_eeg, check_spectrogram
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
+ID_COLUMNS = ("eeg_id", "spectrogram_id", "label_id", "patient_id")
 TRAIN_REQUIRED = (
     "eeg_id", "eeg_label_offset_seconds", "spectrogram_id", "spectrogram_label_offset_seconds",
     "label_id", "patient_id", *VOTE_COLUMNS,
 )
-SCALP_CHANNELS = len(EEG_COLUMNS) - 1  # the last column is EKG
 
 
 class QualityNote(NamedTuple):
     file: str
-    kind: str  # "nan-gap", "nan-channel" or "flat"
+    kind: str  # "nan-gap", "nan-channel", "flat", "spec-nan" or a features.value_checks kind
     message: str
+    values: int = 0  # how many values it concerns (set to NaN, or noted), where counted
 
 
 class KaggleFolder:
@@ -69,6 +72,9 @@ class KaggleFolder:
         table = _read_csv(path)
         _require_columns(path, table.columns, TRAIN_REQUIRED)
         _require_numeric(path, table, TRAIN_REQUIRED)
+        table = _require_whole(path, table, ID_COLUMNS)
+        _require_whole(path, table, ("eeg_label_offset_seconds",), per_unit=EEG_RATE_HZ)
+        _require_whole(path, table, ("spectrogram_label_offset_seconds",), per_unit=0)
         _refuse_duplicates(path, table, "label_id")
         _check_votes(path, table)
         for col in ("eeg_label_offset_seconds", "spectrogram_label_offset_seconds"):
@@ -88,6 +94,7 @@ class KaggleFolder:
         table = _read_csv(path)
         _require_columns(path, table.columns, TEST_COLUMNS)
         _require_numeric(path, table, TEST_COLUMNS)
+        table = _require_whole(path, table, TEST_COLUMNS)
         _refuse_duplicates(path, table, "eeg_id")
         self._check_files_exist("test", table)
         return table
@@ -100,7 +107,7 @@ class KaggleFolder:
                 table = _read_csv(path)
                 _require_columns(path, table.columns, ("eeg_id",))
                 _require_numeric(path, table, ("eeg_id",))
-                return table["eeg_id"].to_numpy(np.int64), path
+                return _require_whole(path, table, ("eeg_id",))["eeg_id"].to_numpy(np.int64), path
         raise DataError(f"{self.root} has neither sample_submission.csv nor test.csv; pass the Kaggle data "
                         f"folder (DATA=...)")
 
@@ -115,9 +122,12 @@ class KaggleFolder:
         return self.root / f"{_split(split)}_spectrograms" / f"{int(spectrogram_id)}.parquet"
 
     def read_eeg(self, split: str, eeg_id: int) -> np.ndarray:
-        """The whole recording, (T, 20) float32 in EEG_COLUMNS order, NaN kept."""
+        """The whole recording, (T, 20) float32 in EEG_COLUMNS order, NaN kept; values no amplifier
+        records (corrupt pages, inf) are NaN and noted (features.value_checks)."""
         path = self.eeg_path(split, eeg_id)
-        return _read_parquet_columns(path, EEG_COLUMNS)
+        signal, findings = check_eeg(_read_parquet_columns(path, EEG_COLUMNS))
+        self._note_findings(path, findings)
+        return signal
 
     def eeg_windows(self, split: str, eeg_id: int, offsets_s: Sequence[float]) -> np.ndarray:
         """(n, 10000, 20) float32 windows [offset, offset + 50 s), one file read for all offsets."""
@@ -134,10 +144,17 @@ class KaggleFolder:
         return np.stack([signal[s:s + EEG_WINDOW_SAMPLES] for s in starts])
 
     def read_spectrogram(self, split: str, spectrogram_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(times (T,), values (T, 400) float32 in SPEC_COLUMNS order), NaN kept."""
+        """(times (T,), values (T, 400) float32 in SPEC_COLUMNS order), NaN kept; impossible power
+        (inf, negative, corrupt pages) is NaN and noted (features.value_checks)."""
         path = self.spectrogram_path(split, spectrogram_id)
         values = _read_parquet_columns(path, ("time", *SPEC_COLUMNS))
-        return values[:, 0].astype(np.float64), np.ascontiguousarray(values[:, 1:])
+        times = values[:, 0].astype(np.float64)
+        if not (np.isfinite(times).all() and (np.diff(times) > 0).all()):
+            raise DataError(f"{path}: its time column is not finite and increasing (a corrupt file?); "
+                            f"re-copy it from the Kaggle download")
+        table, findings = check_spectrogram(np.ascontiguousarray(values[:, 1:]), SPEC_COLUMNS)
+        self._note_findings(path, findings)
+        return times, table
 
     def spectrogram_windows(self, split: str, spectrogram_id: int, offsets_s: Sequence[float]) -> np.ndarray:
         """(n, 300, 400) float32: rows with time in [offset, offset + 600 s), NaN kept."""
@@ -160,7 +177,16 @@ class KaggleFolder:
             if np.isnan(rows).all():
                 raise DataError(f"{path}: the {SPEC_WINDOW_S} s window from {offset} s is all NaN; "
                                 f"drop that label row")
+        self._note_spectrogram_nan(path, values, starts)
         return values, starts.astype(np.int64)
+
+    def _note_spectrogram_nan(self, path: Path, values: np.ndarray, starts: np.ndarray) -> None:
+        """NaN rows within the windows read (the views fill them), with the longest run."""
+        nan_rows = np.isnan(values).any(axis=1) & window_coverage(len(values), starts)
+        if nan_rows.any():
+            longest = _longest_run(nan_rows) * SPEC_STEP_S
+            self._warn_once(path, "spec-nan", f"NaN in {nan_rows.sum()} of the rows its windows cover "
+                            f"(longest run {longest} s); the views fill them", int(nan_rows.sum()))
 
     def _require_file(self, name: str) -> Path:
         path = self.root / name
@@ -204,11 +230,15 @@ class KaggleFolder:
         if flat_names:
             self._warn_once(path, "flat", f"flat channels {', '.join(flat_names)}")
 
-    def _warn_once(self, path: Path, kind: str, message: str) -> None:
+    def _warn_once(self, path: Path, kind: str, message: str, values: int = 0) -> None:
         if (str(path), kind) not in self._noted:
             self._noted.add((str(path), kind))
-            self.quality_notes.append(QualityNote(str(path), kind, message))
+            self.quality_notes.append(QualityNote(str(path), kind, message, values))
             log.debug("%s: %s", path, message)
+
+    def _note_findings(self, path: Path, findings) -> None:
+        for finding in findings:
+            self._warn_once(path, finding.kind, finding.message, finding.values)
 
     def pop_quality_notes(self) -> list[QualityNote]:
         """The notes gathered since the last call (for a worker to hand back to its parent)."""
@@ -220,6 +250,19 @@ def _split(split: str) -> str:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return split
+
+
+def window_coverage(n_rows: int, starts: np.ndarray) -> np.ndarray:
+    """Bool mask of the n_rows table rows that some SPEC_WINDOW_ROWS window from `starts` covers."""
+    coverage = np.zeros(n_rows + 1, dtype=np.int64)
+    np.add.at(coverage, starts, 1)
+    np.add.at(coverage, starts + SPEC_WINDOW_ROWS, -1)
+    return np.cumsum(coverage[:-1]) > 0
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max(initial=0))
 
 
 def _few(values, n: int = 5) -> str:
@@ -247,6 +290,26 @@ def _require_numeric(path: Path, table: pd.DataFrame, columns: Sequence[str]) ->
     for col in columns:
         if not pd.api.types.is_numeric_dtype(table[col]) or table[col].isna().any():
             raise DataError(f"{path}: column {col} must be numeric with no empty cells; fix the file")
+
+
+def _require_whole(path: Path, table: pd.DataFrame, columns: Sequence[str], per_unit: int = 1) -> pd.DataFrame:
+    """`columns` finite and, unless per_unit is 0, whole multiples of 1/per_unit (ids: whole numbers;
+    EEG offsets: whole samples). 100.5 would be read as recording 100 and make a phantom sample.
+    Returns the table with whole-number columns as int64."""
+    for col in columns:
+        values = table[col].to_numpy(np.float64)
+        good = np.isfinite(values) & (np.abs(values) < 2**53)
+        if per_unit:
+            scaled = np.where(good, values, 0) * per_unit
+            good &= np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1, np.abs(scaled))
+        if not good.all():
+            first = int(np.flatnonzero(~good)[0])
+            what = {0: "finite numbers", 1: "whole numbers"}.get(per_unit, f"multiples of 1/{per_unit} s")
+            raise DataError(f"{path}: column {col} must hold {what}; line {first + 2} has "
+                            f"{table[col].iloc[first]!r}; fix or drop that row")
+        if per_unit == 1 and table[col].dtype != np.int64:
+            table = table.assign(**{col: np.round(values).astype(np.int64)})
+    return table
 
 
 def _refuse_duplicates(path: Path, table: pd.DataFrame, column: str) -> None:

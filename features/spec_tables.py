@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.schema import SPEC_WINDOW_ROWS
-from features.kaggle_data import KaggleFolder
-from features.mapped import MappedArray
+from core.schema import SPEC_COLUMNS, SPEC_STEP_S, SPEC_WINDOW_ROWS
+from features.kaggle_data import KaggleFolder, window_coverage
+from features.mapped import MappedArray, create_npy
 from features.views import View, compute_view
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -47,12 +47,19 @@ def as_stored(windows: np.ndarray) -> np.ndarray:
 
 def covered_rows(n_rows: int, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(bool mask of the table rows some window covers, each window's start among the covered rows)."""
-    coverage = np.zeros(n_rows + 1, dtype=np.int64)
-    np.add.at(coverage, starts, 1)
-    np.add.at(coverage, starts + SPEC_WINDOW_ROWS, -1)
-    covered = np.cumsum(coverage[:-1]) > 0
+    covered = window_coverage(n_rows, starts)
     position = np.cumsum(covered) - 1  # covered rows keep their order, so a window stays contiguous
     return covered, position[starts]
+
+
+def estimated_table_bytes(index: pd.DataFrame) -> int:
+    """About the size of a split's table file, from its label offsets alone (rows every SPEC_STEP_S s):
+    per recording, the rows that the union of its windows covers."""
+    rows = 0
+    for _, offsets in index.groupby("spectrogram_id", sort=False)["spectrogram_label_offset_seconds"]:
+        starts = np.sort(np.floor(offsets.to_numpy() / SPEC_STEP_S).astype(np.int64))
+        rows += int(np.minimum(np.diff(starts), SPEC_WINDOW_ROWS).sum()) + SPEC_WINDOW_ROWS
+    return rows * len(SPEC_COLUMNS) * np.dtype(np.float16).itemsize
 
 
 def write_task_part(folder: KaggleFolder, split: str, task, out: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -76,7 +83,8 @@ def join_parts(parts: list[Path], out: Path) -> np.ndarray:
     shapes = [np.load(p, mmap_mode="r").shape for p in parts]
     width = max((s[1] for s in shapes if s[0]), default=0)
     firsts = np.concatenate([[0], np.cumsum([s[0] for s in shapes])])
-    joined = np.lib.format.open_memmap(out, mode="w+", dtype=np.float16, shape=(int(firsts[-1]), width))
+    create_npy(out, (int(firsts[-1]), width))  # allocated now: a full disk fails here, not with SIGBUS
+    joined = np.load(out, mmap_mode="r+")
     for part, first, shape in zip(parts, firsts[:-1], shapes, strict=True):
         if shape[0]:
             joined[first:first + shape[0]] = np.load(part, mmap_mode="r")
