@@ -12,7 +12,7 @@ import pandas as pd
 
 from core.errors import UserFacingError
 from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
-from core.work import Work
+from core.work import Work, checked_name
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def load_members(work: Path | str, names: list[str] | None = None, folds: pd.Dat
                               f"or bring one in with `python -m stacking import NAME FILE`")
     names = list(names or found)
     for name in names:
+        checked_name(name, Work(work).oof_dir())  # it names files: WORK/oof/NAME.parquet, WORK/models/NAME/
         if name not in found:
             raise UserFacingError(f"{member_path(work, name)} is missing; available: {', '.join(found)}; "
                                   f"fix ARGS='models=...'")

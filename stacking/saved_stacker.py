@@ -10,6 +10,7 @@ saved stacker carries the prior it is calibrated to and re-runs EM on each new t
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,12 @@ import numpy as np
 
 from core.artifacts import write_json
 from core.errors import UserFacingError
-from core.work import Work
+from core.work import Work, checked_name
 from stacking.crossfit import StackerRun
 from stacking.prior_shift import correct
 from stacking.stackers import Predictor, stacker_entry
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 
@@ -72,8 +75,13 @@ def save_stacker(work: Path | str | Work, stacker: SavedStacker) -> Path:
     """Write stacker.json (last, so its presence means the files it names are complete)."""
     work = Work(work)
     work.stack_dir().mkdir(parents=True, exist_ok=True)
-    for stale in side_files(work):
-        stale.unlink(missing_ok=True)
+    try:
+        stale = side_files(work)
+    except UserFacingError as err:  # an unreadable old stacker.json must not block writing a new one
+        log.warning("not removing the side files of the old stacker.json: %s", err)
+        stale = []
+    for path in stale:
+        path.unlink(missing_ok=True)
     payload = {"format": FORMAT, "method": stacker.method, "policy": stacker.policy, "members": stacker.members,
                "train_prior": stacker.train_prior, "prior_steps": stacker.prior_steps}
     payload.update(stacker_entry(stacker.method).save(stacker.model, work.stack_dir()))
@@ -86,10 +94,10 @@ def side_files(work: Path | str | Work) -> list[Path]:
     work = Work(work)
     if not work.stacker().is_file():
         return []
-    saved = json.loads(work.stacker().read_text())
+    saved = _read(work.stacker())
     # stacker.json files written before the table listed "files" name only LightGBM's boosters
-    names = saved.get("files", [fold["file"] for fold in saved.get("lgbm_folds", [])])
-    return [work.stack_dir() / Path(name).name for name in names]
+    names = saved.get("files", [fold.get("file") for fold in saved.get("lgbm_folds", [])])
+    return [work.stack_file(name, work.stacker()) for name in _listed(work.stacker(), names, "files")]
 
 
 def load_stacker(work: Path | str | Work) -> SavedStacker:
@@ -98,9 +106,27 @@ def load_stacker(work: Path | str | Work) -> SavedStacker:
     if not path.is_file():
         raise UserFacingError(f"{path} is missing: the fitted stacker is saved by `make stack`; run it in this "
                               f"WORK folder (or rebuild the bundle from one where it ran)")
-    saved = json.loads(path.read_text())
+    saved = _read(path)
     if saved.get("format") != FORMAT:
         raise UserFacingError(f"{path} has format {saved.get('format')}, this code reads {FORMAT}; rerun `make stack`")
-    model = stacker_entry(saved["method"]).load(saved, work.stack_dir())
-    return SavedStacker(saved["method"], list(saved["members"]), saved.get("policy", ""), model,
-                        saved.get("train_prior"), int(saved.get("prior_steps", 1)))
+    # Member names become paths (WORK/oof/NAME.json, WORK/models/NAME/): the file may come from anyone.
+    members = [checked_name(name, path) for name in _listed(path, saved.get("members"), "members")]
+    model = stacker_entry(saved.get("method")).load(saved, work.stack_dir())
+    return SavedStacker(saved["method"], members, saved.get("policy", ""), model, saved.get("train_prior"),
+                        int(saved.get("prior_steps", 1)))
+
+
+def _read(path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise UserFacingError(f"{path} is not a stacker.json written by `make stack`; rerun `make stack`")
+    return saved
+
+
+def _listed(path: Path, values, field: str) -> list:
+    if not isinstance(values, list) or (field == "members" and not values):
+        raise UserFacingError(f"{path}: {field!r} must be a list of names; rerun `make stack`")
+    return values

@@ -22,6 +22,7 @@ import numpy as np
 
 from core.artifacts import atomic_path
 from core.errors import UserFacingError
+from core.work import STACKER_FILE, checked_name
 from stacking.blend import BlendFit, fit_blend
 from stacking.crossfit import StackerRun
 from stacking.honest import PolicySearch, Scorer, Search, Variant
@@ -179,7 +180,7 @@ def _save_mlp(m, stack_dir: Path) -> dict:
 
 def _load_mlp(saved: dict, stack_dir: Path):
     s = saved["mlp"]
-    path = stack_dir / s["file"]
+    path = stack_dir / checked_name(s.get("file"), stack_dir / STACKER_FILE)
     if not path.is_file():
         raise UserFacingError(f"{path} is missing: stacker.json names it; rerun `make stack` (or rebuild the bundle)")
     with np.load(path) as arrays:
@@ -248,7 +249,7 @@ def _load_lgbm(saved: dict, stack_dir: Path) -> LgbmStack:
                               f"rerun `make stack`")
     folds = []
     for fold in saved["lgbm_folds"]:
-        path = stack_dir / fold["file"]
+        path = stack_dir / checked_name(fold.get("file"), stack_dir / STACKER_FILE)
         if not path.is_file():
             raise UserFacingError(f"{path} is missing: stacker.json names it; rerun `make stack` (or rebuild the "
                                   f"bundle) so that the LightGBM boosters and stacker.json are written together")

@@ -129,6 +129,9 @@ def verify_checksums(bundle: Path) -> None:
                          f"`make bundle` to use --self-check")
     for relative, digest in sorted(recorded.items()):
         path = bundle / relative
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:  # the manifest may come from anyone
+            raise SystemExit(f"error: self-check: {bundle / 'manifest.json'} names {relative!r}, outside the "
+                             f"bundle; rebuild the bundle with `make bundle`")
         if not path.is_file():
             raise SystemExit(f"error: self-check: {path} is missing; re-upload the bundle")
         if file_sha256(path) != digest:
