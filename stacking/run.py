@@ -23,6 +23,7 @@ from features.submission_file import expected_ids, write_submission
 from oof.folds import read_folds
 from stacking.config import StackConfig, stack_config
 from stacking.honest import RULES, Choice, Scorer, Search, choose
+from stacking.lgbm import TooFewRows
 from stacking.members import MemberSet, load_members
 from stacking.policy import RowPolicy, candidate_policies, require_rows
 from stacking.prior_shift import check_correction, correct
@@ -163,7 +164,13 @@ def _searches(ctx: StackContext, timings: dict) -> list[Search]:
     searches: list[Search] = []
     for method in ctx.config.methods:
         t0 = time.perf_counter()
-        searches.append(STACKERS[method].fit(ctx))
+        try:
+            searches.append(STACKERS[method].fit(ctx))
+        except TooFewRows as err:  # a tiny folder: the other methods still stack it
+            if len(ctx.config.methods) == 1:
+                raise
+            log.warning("%s left out: %s", method, err)
+            continue
         timings[method] = time.perf_counter() - t0
         log.info("%s: fitted in %.1f s", method, timings[method])
     return searches
