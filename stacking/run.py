@@ -84,6 +84,7 @@ class Stacked:
     train_prior: np.ndarray | None = None
     prior_steps: int = 1
     prior_info: dict | None = None
+    class_prior: np.ndarray | None = None  # the scored rows' class mix, for test recordings no member saw
 
 
 def fit_and_choose(config: StackConfig, members: MemberSet, timings: dict | None = None) -> Stacked:
@@ -100,7 +101,7 @@ def fit_and_choose(config: StackConfig, members: MemberSet, timings: dict | None
     t0 = time.perf_counter()
     choice = choose(searches, scorer, config.choice, config.choice_se)
     timings["choose"] = time.perf_counter() - t0
-    stacked = Stacked(choice, choice.run.test)
+    stacked = Stacked(choice, choice.run.test, class_prior=scorer_prior(scorer, members.targets))
     if config.prior_correction == "em":
         stacked.train_prior = scorer_prior(scorer, choice.run.oof)
         stacked.prior_steps = config.prior_steps
@@ -112,7 +113,8 @@ def fit_and_choose(config: StackConfig, members: MemberSet, timings: dict | None
 
 
 def scorer_prior(scorer: Scorer, oof: np.ndarray) -> np.ndarray:
-    """The class mix a stacker is calibrated to: its OOF predictions' mean, weighted as the CV figures are."""
+    """The class mix a stacker is calibrated to (of its OOF predictions; of the targets: the class prior),
+    weighted as the CV figures are."""
     w = scorer.weights
     return (w @ oof) / w.sum()
 
@@ -129,8 +131,8 @@ def attach_patients(members: MemberSet, folds: pd.DataFrame | None, data: Path) 
         log.info("no patient ids for the OOF rows (WORK/folds.parquet): patient-level features are off")
     if members.test_ids is None or not (Path(data) / "test.csv").is_file():
         return
-    try:
-        test = KaggleFolder(data).test_table()
+    try:  # the ids alone: a missing test recording is make submission's to degrade, not a reason to drop these
+        test = KaggleFolder(data).test_table(require_files=False)
     except UserFacingError as err:
         log.info("test.csv unreadable (%s): patient-level features are off", err)
         return
@@ -186,7 +188,8 @@ def _write_outputs(config: StackConfig, members: MemberSet, stacked: Stacked, re
     oof[list(TARGET_COLUMNS)] = members.targets
     oof["n_votes"] = members.n_votes
     write_parquet(work.stack_oof(), oof, provenance)
-    save_stacker(work, from_run(choice.run, members.names, stacked.train_prior, stacked.prior_steps))
+    save_stacker(work, from_run(choice.run, members.names, stacked.train_prior, stacked.prior_steps,
+                                stacked.class_prior))
     submission = None
     if stacked.test is not None:
         test = pd.DataFrame(stacked.test, columns=list(VOTE_COLUMNS))

@@ -100,6 +100,23 @@ def test_the_package_check_runs_none_of_a_foreign_packages_code(tmp_path):
     assert "Traceback" not in result.stderr and not ran.exists()
 
 
+def test_the_bundles_entry_point_degrades_odd_test_recordings(bundle, tiny_data, tiny_work, tmp_path, capsys):
+    from submission import bundle_entry
+    from tests.kaggle_layout import degraded_test_copy
+
+    data = tmp_path / "data"
+    data.mkdir()
+    ids = degraded_test_copy(tiny_data, data)
+    out = tmp_path / "submission.csv"
+    assert bundle_entry.main(["--bundle", str(bundle), "--data", str(data), "--out", str(out), "--device", "cpu",
+                              "--no-install"]) == 0
+    ours = pd.read_csv(out).set_index("eeg_id")
+    assert sorted(ours.index) == sorted(ids)
+    np.testing.assert_allclose(ours.sum(axis=1), 1.0, atol=1e-9)
+    whole = pd.read_csv(tiny_work / "submission.csv").set_index("eeg_id")
+    np.testing.assert_allclose(ours.loc[ids[3:]], whole.loc[ids[3:]], rtol=0, atol=1e-6)
+
+
 def test_manifest_records_versions_and_checksums(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert {"python", "torch", "timm", "lightgbm", "numpy", "pandas", "scipy", "optuna"} <= set(manifest["versions"])
