@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,27 @@ def member_path(work: Path | str, name: str, split: str = "oof") -> Path:
 
 def available_members(work: Path | str) -> list[str]:
     return Work(work).member_names()
+
+
+def imported_members(work: Path | str, names: list[str]) -> list[str]:
+    """The members brought in by `stacking import` (their NAME.json says where from): they have no
+    checkpoints, so nothing can predict a new test set with them."""
+    return [name for name in names if imported_from(read_member_json(Work(work).oof_json(name)))]
+
+
+def read_member_json(path: Path) -> dict | None:
+    """WORK/oof/NAME.json as a dict, or None when it is missing or not a JSON object."""
+    try:
+        report = json.loads(path.read_text()) if path.is_file() else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def imported_from(report: dict | None) -> str | None:
+    """The outside file an imported member came from (`stacking import` records it), else None."""
+    config = report.get("config") if report else None
+    return config.get("imported_from") if isinstance(config, dict) else None
 
 
 def load_members(work: Path | str, names: list[str] | None = None, folds: pd.DataFrame | None = None) -> MemberSet:

@@ -14,7 +14,6 @@ could (stacking.saved_stacker). The readers' errors stay errors for training dat
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ from oof.gbdt import load_gbdt
 from oof.gbdt_member import checkpoint_suffix, predict_booster
 from oof.recipe import Recipe, recipe_from_dict
 from oof.train_loop import predict
+from stacking.members import imported_from, read_member_json
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,16 @@ def member_folds(work: Path, name: str) -> tuple[dict, list[int]]:
     if not path.is_file():
         raise UserFacingError(f"{path} is missing: stack member {name} has no resolved config; run "
                               f"`make oof MODEL={name}` in this WORK folder, or rebuild the bundle")
-    report = json.loads(path.read_text())
-    return report, sorted(int(k) for k in report["kl_per_fold"])
+    report = read_member_json(path)
+    if imported_from(report):
+        raise UserFacingError(f"{path}: stack member {name} was imported (`stacking import`) and has no "
+                              f"checkpoints to predict a new test set with; rerun `make stack` (it saves a stacker "
+                              f"without imported members, given at least one trained here with `make oof`)")
+    folds = report.get("kl_per_fold") if report else None
+    if not isinstance(folds, dict) or "recipe" not in report or not all(str(k).isdigit() for k in folds):
+        raise UserFacingError(f"{path} is not a NAME.json written by `make oof` (no recipe and folds); rerun "
+                              f"`make oof MODEL={name}` in this WORK folder")
+    return report, sorted(int(k) for k in folds)
 
 
 def retrain_command(report: dict, name: str, fold: int | None = None) -> str:
