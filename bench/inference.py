@@ -73,7 +73,7 @@ def time_inference(data: Path, work: Path, device: torch.device) -> dict:
     probs, timings["per_member_s"] = {}, {}
     for m in members:
         started = time.perf_counter()
-        views = MemoryViews(m.recipe.model.views, computed, ids)
+        views = MemoryViews(m.recipe.model.views, computed.arrays, ids)
         probs[m.name] = normalise_rows(predict_member(m, views, table, device))
         if device.type == "cuda":
             torch.cuda.synchronize()

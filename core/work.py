@@ -11,7 +11,10 @@ checked against it (tests/test_work_layout.py).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from core.errors import UserFacingError
 
 # pattern (as the README writes it) -> Work method; NAME = OOF set, K = fold
 LAYOUT = {
@@ -34,6 +37,18 @@ LAYOUT = {
 }
 
 STACKER_FILE = "stacker.json"
+# A name that becomes one file or folder name under WORK: no separators, no leading dot (so no "..").
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def checked_name(name: object, source: object = "NAME") -> str:
+    """`name` if it can only name an entry of its folder, else a one-line error naming `source`: the
+    CLI's NAME, or the file a name was read from (stacker.json, NAME.json), which may come from anyone."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: "$" would let "x\n" in
+        raise UserFacingError(f"{source}: name {name!r} must be letters, digits, '_', '-' or '.', not starting "
+                              f"with '.' (it becomes a file name under WORK); rename it or rerun the stage "
+                              f"that wrote it")
+    return name
 
 
 class Work:
@@ -67,29 +82,29 @@ class Work:
         return self.root / "test"
 
     def oof(self, name: str) -> Path:
-        return self.oof_dir() / f"{name}.parquet"
+        return self.oof_dir() / f"{checked_name(name)}.parquet"
 
     def oof_json(self, name: str) -> Path:
-        return self.oof_dir() / f"{name}.json"
+        return self.oof_dir() / f"{checked_name(name)}.json"
 
     def test(self, name: str) -> Path:
-        return self.test_dir() / f"{name}.parquet"
+        return self.test_dir() / f"{checked_name(name)}.parquet"
 
     def oof_shard(self, name: str, fold: int) -> Path:
-        return self.oof_dir() / "shards" / f"{name}.fold{fold}.parquet"
+        return self.oof_dir() / "shards" / f"{checked_name(name)}.fold{int(fold)}.parquet"
 
     def test_shard(self, name: str, fold: int) -> Path:
-        return self.test_dir() / "shards" / f"{name}.fold{fold}.parquet"
+        return self.test_dir() / "shards" / f"{checked_name(name)}.fold{int(fold)}.parquet"
 
     def model_dir(self, name: str) -> Path:
-        return self.root / "models" / name
+        return self.root / "models" / checked_name(name)
 
     def run_dir(self, name: str, fold: int) -> Path:
-        return self.model_dir(name) / f"fold{fold}"
+        return self.model_dir(name) / f"fold{int(fold)}"
 
     def fold_log(self, name: str, fold: int) -> Path:
         """The log of one fold's process when the folds train in parallel (`make oof GPUS=0,1`)."""
-        return self.model_dir(name) / f"fold{fold}.log"
+        return self.model_dir(name) / f"fold{int(fold)}.log"
 
     def run_recipe(self, name: str, fold: int) -> Path:
         """The recipe a fold's run folder was started with: a resume or a reuse must match it."""
@@ -118,6 +133,10 @@ class Work:
 
     def stacker(self) -> Path:
         return self.stack_dir() / STACKER_FILE
+
+    def stack_file(self, name: str, source: object = STACKER_FILE) -> Path:
+        """A file the saved stacker names (its boosters, its MLP weights), kept inside WORK/stack/."""
+        return self.stack_dir() / checked_name(name, source)
 
     def optuna_db(self) -> Path:
         return self.stack_dir() / "optuna.db"

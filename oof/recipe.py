@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from core.config import apply_settings, expand_config_files, split_items
 from core.errors import UserFacingError
+from core.work import checked_name
 from models.build import is_gbdt_model
 from models.config import ModelConfig
 from oof.augment import AugmentConfig
@@ -100,8 +100,7 @@ def apply_overrides(recipe: Recipe, overrides: list[str] | str) -> Recipe:
 
 
 def _renamed(recipe: Recipe, name: str) -> Recipe:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise UserFacingError(f"override name={name}: use letters, digits, '_', '.' or '-' (it names files)")
+    checked_name(name, "override name=")
     return replace(recipe, name=name, description=f"{recipe.description} (variant {name} of {recipe.name})")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from core.artifacts import code_version, write_json, write_parquet
 from core.errors import UserFacingError
 from core.metric import score
 from core.schema import CLASSES, HIGH_VOTE_MIN, TARGET_COLUMNS, VOTE_COLUMNS
-from core.work import Work
+from core.work import Work, checked_name
 from features.kaggle_data import KaggleFolder
 from features.labels import samples
 from features.submission_file import expected_ids
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 PREDICTION_PATTERNS = ("{c}_vote_prediction", "{c}_vote_pred", "{c}_prediction", "{c}_pred", "pred_{c}",
                        "prediction_{c}", "prob_{c}", "{c}_prob", "{c}_probability", "p_{c}")
 PLAIN_PATTERNS = ("{c}_vote", "{c}")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def parse_mapping(text: str | None) -> dict[str, str]:
@@ -198,8 +196,7 @@ def import_test(path: Path, mapping: dict[str, str], data: Path) -> pd.DataFrame
 def import_oof(name: str, oof_file: Path, work: Path, data: Path, test_file: Path | None = None,
                mapping: str | None = None, force: bool = False) -> dict:
     """Write WORK/oof/NAME.parquet|json (and WORK/test/NAME.parquet); return the JSON summary."""
-    if not NAME_PATTERN.match(name):
-        raise UserFacingError(f"NAME {name!r} must be letters, digits, '_', '-' or '.' (it becomes a file name)")
+    checked_name(name, "import NAME")
     if member_path(work, name).exists() and not force:
         raise UserFacingError(f"{member_path(work, name)} exists; choose another NAME or pass --force to replace it")
     columns = parse_mapping(mapping)

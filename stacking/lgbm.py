@@ -23,6 +23,7 @@ import lightgbm as lgb
 import numpy as np
 import optuna
 
+from core.errors import UserFacingError
 from core.metric import kl_per_row
 from core.schema import VOTE_COLUMNS
 from core.work import Work
@@ -31,12 +32,14 @@ from stacking.honest import FoldScores
 from stacking.members import MemberSet
 from stacking.meta_features import FEATURE_VERSION, feature_names, meta_features, rank_members
 from stacking.policy import RowPolicy
-from stacking.tuning import TrialProgress, quiet_optuna, tpe_sampler
+from stacking.tuning import FINISHED, ReplayableTpe, TrialProgress, fail_stale_trials, quiet_optuna
 
 log = logging.getLogger(__name__)
 
 N_CLASSES = len(VOTE_COLUMNS)
-SEARCH_VERSION = 1  # bump when the search space changes: old studies are then not resumed
+# Bump when the search space or the sampler changes: old studies are then not resumed. 2: the sampler
+# is reseeded per trial (stacking.tuning.ReplayableTpe) and a study runs to `trials` finished trials.
+SEARCH_VERSION = 2
 # Column-wise histograms give each feature to one thread: results do not depend on the thread count.
 BASE_PARAMS = {"objective": "multiclass", "num_class": N_CLASSES, "verbosity": -1, "bagging_freq": 1,
                "force_col_wise": True}
@@ -55,6 +58,10 @@ class LgbmConfig:
     # measured 10x slower (each barrier waits for a descheduled thread).
     threads: int = 1
     seed: int = 0
+
+
+class TooFewRows(UserFacingError):
+    """The LightGBM stacker cannot fit this folder (too few folds or rows): `make stack` leaves it out."""
 
 
 def default_storage(work: Path | str) -> str:
@@ -204,9 +211,10 @@ class LgbmSearch:
         self.storage = storage
         self.cv = LgbmCV(members, config, high_votes, score_weights)
         self.tune_rows = _tuning_rows(members, policies, high_votes, config)
+        self.policies = fittable_policies(self.cv, policies, self.tune_rows)
         self._runs: dict[int, StackerRun] = {}
         self.trials: list[optuna.trial.FrozenTrial] = []  # finished trials: the inner candidates
-        self.study_trials = 0  # every trial in the study, pruned ones included
+        self.study_trials = 0  # the finished trials used (the first `trials`), pruned ones included
 
     @cached_property
     def study_name(self) -> str:
@@ -221,23 +229,28 @@ class LgbmSearch:
         return f"lgbm-{len(self.members.names)}members-{digest}"
 
     def tune(self) -> None:
-        """Add `config.trials` trials to the persistent study (resuming it), then keep the finished ones."""
+        """Run the persistent study up to `config.trials` finished trials and keep the first that many:
+        a rerun resumes a killed run (failing the trial it left RUNNING) and adds nothing to a finished
+        one, so the same inputs give the same trials and choice as one uninterrupted run."""
         quiet_optuna()
         study = optuna.create_study(storage=self.storage, study_name=self.study_name, load_if_exists=True,
-                                    direction="minimize", sampler=tpe_sampler(self.config.seed),
+                                    direction="minimize", sampler=ReplayableTpe(self.config.seed),
                                     pruner=_pruner())
-        done = len(study.trials)
-        # A resumed study gets a fresh seed: the same seed would replay the first run's random trials.
-        study.sampler = tpe_sampler(self.config.seed + done)
-        if not done:
+        stale = fail_stale_trials(study)
+        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        if not study.trials:
             study.set_user_attr("members", self.members.names)
             study.set_user_attr("policies", [p.label for p in self.policies])
-        log.info("lgbm: study %s has %d trials; adding %d", self.study_name, done, self.config.trials)
-        progress = TrialProgress("lgbm", self.config.trials, always=True)
-        study.optimize(self._objective, n_trials=self.config.trials, gc_after_trial=False, callbacks=[progress])
-        self.study_trials = len(study.trials)
-        self.trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                       if "fold_kl_sum" in t.user_attrs]
+        todo = max(self.config.trials - done, 0)
+        log.info("lgbm: study %s has %d finished trials%s; running %d more", self.study_name, done,
+                 f" ({stale} left running by a killed run, now failed)" if stale else "", todo)
+        if todo:
+            progress = TrialProgress("lgbm", todo, always=True)
+            study.optimize(self._objective, n_trials=todo, gc_after_trial=False, callbacks=[progress])
+        finished = study.get_trials(deepcopy=False, states=FINISHED)[:self.config.trials]
+        self.study_trials = len(finished)
+        self.trials = [t for t in finished
+                       if t.state == optuna.trial.TrialState.COMPLETE and "fold_kl_sum" in t.user_attrs]
         if not self.trials:
             raise RuntimeError(f"lgbm study {self.study_name} has no finished trials")
 
@@ -291,6 +304,36 @@ class LgbmSearch:
                        "tune_rows": int(self.tune_rows.sum())}
             self._runs[i] = StackerRun(self.method, policy, out.oof, out.test, details, fitted=out.models)
         return self._runs[i]
+
+
+def fittable_policies(cv: LgbmCV, policies: list[RowPolicy], rows: np.ndarray) -> list[RowPolicy]:
+    """The policies under which every outer fold has rows to train on and to early-stop on (LightGBM
+    stops with "num_data > 0" otherwise); TooFewRows, in one line, when none has."""
+    kept, reasons = [], []
+    for policy in policies:
+        problems = [p for k in cv.folds if (p := _empty_fold(cv, policy, rows, k))]
+        if problems:
+            reasons.append(problems[0])
+            log.info("lgbm: policy %s not tried: %s", policy.label, problems[0])
+        else:
+            kept.append(policy)
+    if not kept:
+        raise TooFewRows(f"lgbm stacker: {reasons[0]}; with {len(cv.folds)} folds and {len(cv.members.fold)} "
+                         f"OOF rows it cannot fit: use >= 3 folds and more rows, lower min_votes=, or leave it "
+                         f"out with methods=blend,selection,logit,mlp")
+    return kept
+
+
+def _empty_fold(cv: LgbmCV, policy: RowPolicy, rows: np.ndarray, k: int) -> str:
+    """Why outer fold k cannot be fitted under `policy` ("" when it can)."""
+    m, v = cv.members, cv.stopping_fold(k)
+    train = rows & (m.fold != k) & (m.fold != v) & (policy.row_weights(m.n_votes, m.recordings) > 0)
+    if not train.any():
+        return (f"outer fold {k} has no rows with >= {policy.min_votes} voters to train on outside folds {k} "
+                f"and {v} (its early-stopping fold)")
+    if not (rows & (m.fold == v)).any():
+        return f"fold {v}, which early-stops outer fold {k}, has no rows"
+    return ""
 
 
 def _pruner() -> optuna.pruners.BasePruner:

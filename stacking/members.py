@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 
 from core.errors import UserFacingError
 from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
-from core.work import Work
+from core.work import Work, checked_name
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,27 @@ def available_members(work: Path | str) -> list[str]:
     return Work(work).member_names()
 
 
+def imported_members(work: Path | str, names: list[str]) -> list[str]:
+    """The members brought in by `stacking import` (their NAME.json says where from): they have no
+    checkpoints, so nothing can predict a new test set with them."""
+    return [name for name in names if imported_from(read_member_json(Work(work).oof_json(name)))]
+
+
+def read_member_json(path: Path) -> dict | None:
+    """WORK/oof/NAME.json as a dict, or None when it is missing or not a JSON object."""
+    try:
+        report = json.loads(path.read_text()) if path.is_file() else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def imported_from(report: dict | None) -> str | None:
+    """The outside file an imported member came from (`stacking import` records it), else None."""
+    config = report.get("config") if report else None
+    return config.get("imported_from") if isinstance(config, dict) else None
+
+
 def load_members(work: Path | str, names: list[str] | None = None, folds: pd.DataFrame | None = None) -> MemberSet:
     """Read, validate and align the OOF (and test) sets of `names` (default: every set in WORK/oof/)."""
     work = Path(work)
@@ -79,6 +101,7 @@ def load_members(work: Path | str, names: list[str] | None = None, folds: pd.Dat
                               f"or bring one in with `python -m stacking import NAME FILE`")
     names = list(names or found)
     for name in names:
+        checked_name(name, Work(work).oof_dir())  # it names files: WORK/oof/NAME.parquet, WORK/models/NAME/
         if name not in found:
             raise UserFacingError(f"{member_path(work, name)} is missing; available: {', '.join(found)}; "
                                   f"fix ARGS='models=...'")

@@ -6,7 +6,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,8 @@ from features.submission_file import expected_ids, write_submission
 from oof.folds import read_folds
 from stacking.config import StackConfig, stack_config
 from stacking.honest import RULES, Choice, Scorer, Search, choose
-from stacking.members import MemberSet, load_members
+from stacking.lgbm import TooFewRows
+from stacking.members import MemberSet, imported_members, load_members
 from stacking.policy import RowPolicy, candidate_policies, require_rows
 from stacking.prior_shift import check_correction, correct
 from stacking.report import (
@@ -63,10 +64,12 @@ def _stack(config: StackConfig, show: Callable[[str], None]) -> dict:
                       config.high_votes, title=f"{len(members.names)} members, {len(high)} rows"))
     timings = {"load": time.perf_counter() - started}
     stacked = fit_and_choose(config, members, timings)
+    submitted = for_submission(config, members, stacked, timings)
     timings["total"] = time.perf_counter() - started
     report = build_report(members, stacked.choice, to_plain(config), config.high_votes, timings)
     report["prior_correction"] = stacked.prior_info
-    report["submission"] = _write_outputs(config, members, stacked, report)
+    report["submission_stacker"] = submitted.describe()
+    report["submission"] = _write_outputs(config, members, stacked, submitted, report)
     show(format_table(stacker_table(members, stacked.choice, config.high_votes), config.high_votes,
                       title="stacker (CV ± SE by recording)"))
     show(configuration_table(stacked.choice))
@@ -83,6 +86,7 @@ class Stacked:
     train_prior: np.ndarray | None = None
     prior_steps: int = 1
     prior_info: dict | None = None
+    class_prior: np.ndarray | None = None  # the scored rows' class mix, for test recordings no member saw
 
 
 def fit_and_choose(config: StackConfig, members: MemberSet, timings: dict | None = None) -> Stacked:
@@ -99,7 +103,7 @@ def fit_and_choose(config: StackConfig, members: MemberSet, timings: dict | None
     t0 = time.perf_counter()
     choice = choose(searches, scorer, config.choice, config.choice_se)
     timings["choose"] = time.perf_counter() - t0
-    stacked = Stacked(choice, choice.run.test)
+    stacked = Stacked(choice, choice.run.test, class_prior=scorer_prior(scorer, members.targets))
     if config.prior_correction == "em":
         stacked.train_prior = scorer_prior(scorer, choice.run.oof)
         stacked.prior_steps = config.prior_steps
@@ -111,9 +115,48 @@ def fit_and_choose(config: StackConfig, members: MemberSet, timings: dict | None
 
 
 def scorer_prior(scorer: Scorer, oof: np.ndarray) -> np.ndarray:
-    """The class mix a stacker is calibrated to: its OOF predictions' mean, weighted as the CV figures are."""
+    """The class mix a stacker is calibrated to (of its OOF predictions; of the targets: the class prior),
+    weighted as the CV figures are."""
     w = scorer.weights
     return (w @ oof) / w.sum()
+
+
+@dataclass
+class Submitted:
+    """What `make submission` will apply: the chosen stacker, or the chosen method refit without the
+    imported members, which have no checkpoints to predict a new test set with."""
+
+    stacked: Stacked
+    members: MemberSet
+    excluded: list[str]
+
+    def describe(self) -> dict:
+        return {"method": self.stacked.choice.run.method, "label": self.stacked.choice.run.label,
+                "members": self.members.names, "excluded": self.excluded,
+                "cv_kl_high": self.stacked.choice.cv_kl_high}
+
+
+def for_submission(config: StackConfig, members: MemberSet, stacked: Stacked, timings: dict) -> Submitted:
+    """The chosen stacker if every member has checkpoints; else the chosen method fitted again on the
+    members that have (a second search of that one method), and one line saying so."""
+    imported = imported_members(config.work, members.names)
+    own = [name for name in members.names if name not in imported]
+    if not imported:
+        return Submitted(stacked, members, [])
+    if not own:
+        log.warning("every member is imported (%s): they have no checkpoints, so `make submission` and "
+                    "`make bundle` cannot predict a new test set; train a member here with `make oof`",
+                    ", ".join(imported))
+        return Submitted(stacked, members, [])
+    t0 = time.perf_counter()
+    trained_here = members.subset(own)
+    refit = fit_and_choose(replace(config, methods=(stacked.choice.run.method,)), trained_here)
+    timings["refit_without_imported"] = time.perf_counter() - t0
+    log.warning("imported members have no checkpoints (%s): `make submission` and `make bundle` cannot predict "
+                "with them, so stacker.json, stack/test.parquet and submission.csv use %s refit on the other %d "
+                "members, CV KL %.4f (with them %.4f: stack/oof.parquet, report.json)", ", ".join(imported),
+                refit.choice.run.label, len(own), refit.choice.cv_kl_high, stacked.choice.cv_kl_high)
+    return Submitted(refit, trained_here, imported)
 
 
 def attach_patients(members: MemberSet, folds: pd.DataFrame | None, data: Path) -> None:
@@ -128,8 +171,8 @@ def attach_patients(members: MemberSet, folds: pd.DataFrame | None, data: Path) 
         log.info("no patient ids for the OOF rows (WORK/folds.parquet): patient-level features are off")
     if members.test_ids is None or not (Path(data) / "test.csv").is_file():
         return
-    try:
-        test = KaggleFolder(data).test_table()
+    try:  # the ids alone: a missing test recording is make submission's to degrade, not a reason to drop these
+        test = KaggleFolder(data).test_table(require_files=False)
     except UserFacingError as err:
         log.info("test.csv unreadable (%s): patient-level features are off", err)
         return
@@ -163,13 +206,22 @@ def _searches(ctx: StackContext, timings: dict) -> list[Search]:
     searches: list[Search] = []
     for method in ctx.config.methods:
         t0 = time.perf_counter()
-        searches.append(STACKERS[method].fit(ctx))
+        try:
+            searches.append(STACKERS[method].fit(ctx))
+        except TooFewRows as err:  # a tiny folder: the other methods still stack it
+            if len(ctx.config.methods) == 1:
+                raise
+            log.warning("%s left out: %s", method, err)
+            continue
         timings[method] = time.perf_counter() - t0
         log.info("%s: fitted in %.1f s", method, timings[method])
     return searches
 
 
-def _write_outputs(config: StackConfig, members: MemberSet, stacked: Stacked, report: dict) -> str | None:
+def _write_outputs(config: StackConfig, members: MemberSet, stacked: Stacked, submitted: Submitted,
+                   report: dict) -> str | None:
+    """stack/oof.parquet of the choice; stacker.json, stack/test.parquet and submission.csv of what
+    `make submission` applies (the same unless imported members were left out of it)."""
     work = Work(config.work)
     choice = stacked.choice
     provenance = {"method": choice.run.method, "policy": choice.run.policy.label, "members": members.names}
@@ -179,12 +231,16 @@ def _write_outputs(config: StackConfig, members: MemberSet, stacked: Stacked, re
     oof[list(TARGET_COLUMNS)] = members.targets
     oof["n_votes"] = members.n_votes
     write_parquet(work.stack_oof(), oof, provenance)
-    save_stacker(work, from_run(choice.run, members.names, stacked.train_prior, stacked.prior_steps))
+    final = submitted.stacked
+    save_stacker(work, from_run(final.choice.run, submitted.members.names, final.train_prior, final.prior_steps,
+                                final.class_prior))
     submission = None
-    if stacked.test is not None:
-        test = pd.DataFrame(stacked.test, columns=list(VOTE_COLUMNS))
+    if final.test is not None:
+        test = pd.DataFrame(final.test, columns=list(VOTE_COLUMNS))
         test.insert(0, "eeg_id", members.test_ids)
-        write_parquet(work.stack_test(), test, provenance)
+        write_parquet(work.stack_test(), test, {**provenance, "method": final.choice.run.method,
+                                                "policy": final.choice.run.policy.label,
+                                                "members": submitted.members.names})
         if config.submission and KaggleFolder(config.data).has_submission_ids():
             write_submission(test, config.data, work.submission())
             submission = str(work.submission())

@@ -7,13 +7,15 @@ plus its own module; `make stack` fits every entry named by `methods`, the saved
 - save(model, stack_dir) -> dict: JSON-ready fields of stacker.json; side files written beside it are
   listed under "files" (the bundle copies them, the next save removes them)
 - load(saved, stack_dir) -> Predictor
+- subset(model, keep) -> Predictor: the model on members `keep` alone, its weights renormalised over
+  them (for a test recording the other members could not see); None: the stacker cannot leave one out
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from core.artifacts import atomic_path
 from core.errors import UserFacingError
+from core.work import STACKER_FILE, checked_name
 from stacking.blend import BlendFit, fit_blend
 from stacking.crossfit import StackerRun
 from stacking.honest import PolicySearch, Scorer, Search, Variant
@@ -56,6 +59,22 @@ class StackerEntry:
     model: Callable[[StackerRun], Predictor]
     save: Callable[[Predictor, Path], dict]
     load: Callable[[dict, Path], Predictor]
+    subset: Callable[[Predictor, np.ndarray], Predictor | None] | None = field(default=None)
+
+
+def _renormalised(weights: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+    """The weights of members `keep`, rescaled to the total of all weights; None when they carry none."""
+    kept = np.asarray(weights, dtype=np.float64)[keep]
+    total, part = float(np.sum(weights)), float(kept.sum())
+    if not np.isfinite(part) or abs(part) <= 1e-12 * max(abs(total), 1.0) or np.sign(part) != np.sign(total):
+        return None
+    return kept * (total / part)
+
+
+def _weights_subset(model, keep: np.ndarray):
+    """Blend, selection and logit predict from a weighted sum over members: drop the others' weights."""
+    weights = _renormalised(model.weights, keep)
+    return None if weights is None else replace(model, weights=weights)
 
 
 # ---- blend and ensemble selection: one final fit each -----------------------------------------
@@ -179,7 +198,7 @@ def _save_mlp(m, stack_dir: Path) -> dict:
 
 def _load_mlp(saved: dict, stack_dir: Path):
     s = saved["mlp"]
-    path = stack_dir / s["file"]
+    path = stack_dir / checked_name(s.get("file"), stack_dir / STACKER_FILE)
     if not path.is_file():
         raise UserFacingError(f"{path} is missing: stacker.json names it; rerun `make stack` (or rebuild the bundle)")
     with np.load(path) as arrays:
@@ -248,7 +267,7 @@ def _load_lgbm(saved: dict, stack_dir: Path) -> LgbmStack:
                               f"rerun `make stack`")
     folds = []
     for fold in saved["lgbm_folds"]:
-        path = stack_dir / fold["file"]
+        path = stack_dir / checked_name(fold.get("file"), stack_dir / STACKER_FILE)
         if not path.is_file():
             raise UserFacingError(f"{path} is missing: stacker.json names it; rerun `make stack` (or rebuild the "
                                   f"bundle) so that the LightGBM boosters and stacker.json are written together")
@@ -257,9 +276,10 @@ def _load_lgbm(saved: dict, stack_dir: Path) -> LgbmStack:
 
 
 STACKERS: dict[str, StackerEntry] = {
-    "blend": StackerEntry(_fit_blend, lambda run: run.fitted, _save_blend, _load_blend),
-    "selection": StackerEntry(_fit_selection, lambda run: run.fitted, _save_selection, _load_selection),
-    "logit": StackerEntry(_fit_logit, lambda run: run.fitted, _save_logit, _load_logit),
+    "blend": StackerEntry(_fit_blend, lambda run: run.fitted, _save_blend, _load_blend, _weights_subset),
+    "selection": StackerEntry(_fit_selection, lambda run: run.fitted, _save_selection, _load_selection,
+                              _weights_subset),
+    "logit": StackerEntry(_fit_logit, lambda run: run.fitted, _save_logit, _load_logit, _weights_subset),
     "mlp": StackerEntry(_fit_mlp, _mlp_model, _save_mlp, _load_mlp),
     "lgbm": StackerEntry(_fit_lgbm, _lgbm_model, _save_lgbm, _load_lgbm),
 }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -129,6 +130,9 @@ def verify_checksums(bundle: Path) -> None:
                          f"`make bundle` to use --self-check")
     for relative, digest in sorted(recorded.items()):
         path = bundle / relative
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:  # the manifest may come from anyone
+            raise SystemExit(f"error: self-check: {bundle / 'manifest.json'} names {relative!r}, outside the "
+                             f"bundle; rebuild the bundle with `make bundle`")
         if not path.is_file():
             raise SystemExit(f"error: self-check: {path} is missing; re-upload the bundle")
         if file_sha256(path) != digest:
@@ -155,19 +159,32 @@ def install_wheel(bundle: Path) -> None:
     importlib.invalidate_caches()  # the package appeared after this interpreter started
 
 
-def check_own_packages(import_module=importlib.import_module) -> None:
-    """Stop in one line when another importable package (a folder on sys.path, some other install)
-    owns one of hms-stack's top-level names: it would fail later, deep inside an import."""
+def check_own_packages(find_spec=importlib.util.find_spec) -> None:
+    """Stop in one line when another package (a folder on sys.path, some other install) owns one of
+    hms-stack's top-level names: it would fail later, deep inside an import. Checked without importing
+    it (where its __init__.py is, then whether that file carries the marker line), so none of a foreign
+    package's code runs."""
     for name in PACKAGES:
         try:
-            module = import_module(name)
-        except ImportError as err:
-            raise SystemExit(f"error: hms-stack's package {name!r} does not import ({err}); "
+            spec = find_spec(name)
+        except (ImportError, ValueError) as err:
+            raise SystemExit(f"error: hms-stack's package {name!r} cannot be found ({err}); "
                              f"reinstall the bundle's wheel") from None
-        if not getattr(module, "HMS_STACK", False):
-            where = getattr(module, "__file__", None) or list(getattr(module, "__path__", []))
-            raise SystemExit(f"error: the {name!r} imported from {where} is not hms-stack's; run from another "
+        if spec is None:
+            raise SystemExit(f"error: hms-stack's package {name!r} is not installed; reinstall the bundle's wheel")
+        origin = spec.origin if spec.has_location else None
+        if not origin or not _has_marker(Path(origin)):
+            where = origin or list(spec.submodule_search_locations or [])
+            raise SystemExit(f"error: the {name!r} found at {where} is not hms-stack's; run from another "
                              f"folder or remove it from sys.path / PYTHONPATH")
+
+
+def _has_marker(init: Path) -> bool:
+    """Whether `init` (a package's __init__.py) is one of ours: it has the line `HMS_STACK = True`."""
+    try:
+        return any(line.startswith("HMS_STACK = True") for line in init.read_text(errors="replace").splitlines())
+    except OSError:
+        return False
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

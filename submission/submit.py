@@ -2,7 +2,9 @@
 
 Reads only test.csv, test_eegs/, test_spectrograms/ (and sample_submission.csv for the row order),
 the members' fold checkpoints and resolved recipes, and the saved stacker: no train.csv, no OOF
-set, no view cache. Works the same on a WORK folder and on the Kaggle bundle (`make bundle`).
+set, no view cache. Works the same on a WORK folder and on the Kaggle bundle (`make bundle`). Every
+test eeg_id gets a row: a recording some member cannot read is predicted by the others (one warning
+line each; submission.infer, stacking.saved_stacker).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def build_submission(data: Path | str, work: Path | str, out: Path | str, device
     stacker = load_stacker(work)
     ids, member_probs = predict_test(Path(data), Path(work), stacker.members, resolve_device(device), chunk, amp)
     # the patient-feature stackers need each test row's patient (test.csv, in the order predict_test used)
-    patients = KaggleFolder(data).test_table().set_index("eeg_id").loc[ids, "patient_id"].to_numpy()
+    patients = KaggleFolder(data).test_table(require_files=False).set_index("eeg_id").loc[ids, "patient_id"].to_numpy()
     frame = pd.DataFrame(stacker.apply(member_probs, ids, patients), columns=list(VOTE_COLUMNS))
     frame.insert(0, "eeg_id", ids.astype(np.int64))
     return write_submission(frame, data, out)

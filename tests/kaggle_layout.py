@@ -60,3 +60,26 @@ def corrupt_data_page(path, column: str, n_bytes: int = 20_000, seed: int = 0) -
     with open(path, "r+b") as f:
         f.seek(start)
         f.write(np.random.default_rng(seed).bytes(n_bytes))
+
+
+def degraded_test_copy(data: Path, dest: Path) -> list[int]:
+    """The test half of `data` copied to `dest` with three odd recordings, as the hidden test set may
+    have: test eeg ids[0] is 45 s long, ids[1] all NaN and without its spectrogram, ids[2] without its
+    spectrogram; ids[3:] are intact. Returns the test eeg_ids in test.csv order."""
+    import shutil
+
+    for name in ("test.csv", "sample_submission.csv"):
+        shutil.copy2(data / name, dest / name)
+    for folder in ("test_eegs", "test_spectrograms"):
+        shutil.copytree(data / folder, dest / folder)
+    test = pd.read_csv(dest / "test.csv")
+    ids, specs = test["eeg_id"].tolist(), test["spectrogram_id"].tolist()
+    short = dest / "test_eegs" / f"{ids[0]}.parquet"
+    pd.read_parquet(short).iloc[:45 * EEG_RATE_HZ].to_parquet(short, index=False)
+    blank = dest / "test_eegs" / f"{ids[1]}.parquet"
+    frame = pd.read_parquet(blank)
+    frame.iloc[:, :] = np.nan
+    frame.to_parquet(blank, index=False)
+    for i in (1, 2):
+        (dest / "test_spectrograms" / f"{specs[i]}.parquet").unlink()
+    return ids

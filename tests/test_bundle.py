@@ -4,6 +4,7 @@ outside the checkout, the same submission as `make stack`."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -69,16 +70,51 @@ def test_bundle_runs_offline_in_a_fresh_venv_outside_the_checkout(bundle, tiny_d
     np.testing.assert_allclose(ours[list(VOTE_COLUMNS)], stacked[list(VOTE_COLUMNS)], rtol=0, atol=1e-9)
 
 
-def test_entry_point_refuses_a_foreign_package_with_one_of_our_names():
-    import types
+def test_entry_point_refuses_a_foreign_package_with_one_of_our_names(tmp_path):
+    from importlib.machinery import ModuleSpec
 
     from submission import bundle_entry
 
     bundle_entry.check_own_packages()  # this checkout: every name is ours
-    foreign = types.ModuleType("models")
-    foreign.__file__ = "/kaggle/working/models/__init__.py"
-    with pytest.raises(SystemExit, match="'models' imported from /kaggle/working/models/__init__.py is not hms-stack"):
-        bundle_entry.check_own_packages(lambda name: foreign if name == "models" else importlib.import_module(name))
+    init = tmp_path / "models" / "__init__.py"
+    init.parent.mkdir()
+    init.write_text("X = 1\n")
+    foreign = ModuleSpec("models", None, origin=str(init), is_package=True)
+    foreign.has_location = True
+    with pytest.raises(SystemExit, match=f"'models' found at {init} is not hms-stack"):
+        bundle_entry.check_own_packages(lambda name: foreign if name == "models" else importlib.util.find_spec(name))
+
+
+def test_the_package_check_runs_none_of_a_foreign_packages_code(tmp_path):
+    from submission.bundle_entry import ENTRY_SCRIPT, running_versions
+
+    shadow = tmp_path / "shadow"
+    (shadow / "models").mkdir(parents=True)
+    ran = tmp_path / "foreign-code-ran"
+    (shadow / "models" / "__init__.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    fake = _fake_bundle(tmp_path / "bundle", running_versions())
+    env = {**os.environ, "PYTHONPATH": f"{shadow}{os.pathsep}{Path(__file__).resolve().parents[1]}"}
+    result = subprocess.run([sys.executable, str(ENTRY_SCRIPT), "--bundle", str(fake), "--no-install"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1 and f"'models' found at {shadow / 'models' / '__init__.py'}" in result.stderr
+    assert "Traceback" not in result.stderr and not ran.exists()
+
+
+def test_the_bundles_entry_point_degrades_odd_test_recordings(bundle, tiny_data, tiny_work, tmp_path, capsys):
+    from submission import bundle_entry
+    from tests.kaggle_layout import degraded_test_copy
+
+    data = tmp_path / "data"
+    data.mkdir()
+    ids = degraded_test_copy(tiny_data, data)
+    out = tmp_path / "submission.csv"
+    assert bundle_entry.main(["--bundle", str(bundle), "--data", str(data), "--out", str(out), "--device", "cpu",
+                              "--no-install"]) == 0
+    ours = pd.read_csv(out).set_index("eeg_id")
+    assert sorted(ours.index) == sorted(ids)
+    np.testing.assert_allclose(ours.sum(axis=1), 1.0, atol=1e-9)
+    whole = pd.read_csv(tiny_work / "submission.csv").set_index("eeg_id")
+    np.testing.assert_allclose(ours.loc[ids[3:]], whole.loc[ids[3:]], rtol=0, atol=1e-6)
 
 
 def test_manifest_records_versions_and_checksums(bundle):

@@ -33,7 +33,7 @@ def test_flat_and_sectioned_overrides_are_typed():
     ("epochs=three", "expected int"),
     ("epochs", "not key=value"),
     ("tta_swap=maybe", "expected bool"),
-    ("name=../x", "it names files"),
+    ("name=../x", "it becomes a file name"),
 ])
 def test_bad_overrides(args, message):
     with pytest.raises(UserFacingError, match=message):

@@ -69,11 +69,13 @@ def test_stack_writes_outputs_and_names_the_final_method(folders, capsys):
     np.testing.assert_allclose(load_stacker(work).apply(test_probs), stacked, rtol=0, atol=1e-9)
 
 
-def test_second_run_resumes_the_lgbm_study(folders, capsys):
+def test_second_run_reuses_the_lgbm_study_and_its_choice(folders, capsys):
     work, _ = folders
+    first = json.loads((work / "stack" / "report.json").read_text())["stackers"]["lgbm"]
     assert _stack(folders, "methods=lgbm", "min_votes=auto") == 0
-    report = json.loads((work / "stack" / "report.json").read_text())
-    assert report["stackers"]["lgbm"]["n_trials"] == 6
+    again = json.loads((work / "stack" / "report.json").read_text())["stackers"]["lgbm"]
+    assert again["n_trials"] == 3 and again["study"] == first["study"]  # the same 3 trials, not 3 more
+    assert (again["params"], again["cv_kl_high"]) == (first["params"], first["cv_kl_high"])
     assert (work / "stack" / "optuna.db").exists()
 
 

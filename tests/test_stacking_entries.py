@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from core.metric import kl_divergence
+from core.schema import VOTE_COLUMNS
 from stacking.config import StackConfig
 from stacking.honest import Scorer
 from stacking.mlp import MlpConfig
@@ -81,3 +82,55 @@ def test_without_patient_ids_the_patient_variant_is_off(data, tmp_path):
     ctx = _context(data, tmp_path, "mlp")
     ctx = replace(ctx, members=replace(data.members, groups=None))
     assert {r.variant for r in STACKERS["mlp"].fit(ctx).configurations(None)} == {""}
+
+
+def _blend_stacker(weights=(0.5, 0.3, 0.2)):
+    from stacking.blend import BlendFit
+    from stacking.saved_stacker import SavedStacker
+
+    fit = BlendFit(np.array(weights), np.zeros(6), 1.0, "prob", 0.0)
+    return SavedStacker("blend", ["a", "b", "c"], model=fit, class_prior=[0.4, 0.2, 0.1, 0.1, 0.1, 0.1])
+
+
+def test_a_recording_some_members_missed_is_blended_from_the_others():
+    rng = np.random.default_rng(0)
+    probs = {name: rng.dirichlet(np.ones(6), size=4) for name in "abc"}
+    stacker = _blend_stacker()
+    whole = stacker.apply(probs)
+    probs["b"][1] = np.nan  # b could not see recording 1; nobody saw recording 3
+    for name in "abc":
+        probs[name][3] = np.nan
+    out = stacker.apply(probs)
+    np.testing.assert_array_equal(out[[0, 2]], whole[[0, 2]])
+    expected = (0.5 * probs["a"][1] + 0.2 * probs["c"][1]) / 0.7
+    np.testing.assert_allclose(out[1], expected / expected.sum(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out[3], stacker.class_prior, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_a_stacker_that_cannot_leave_a_member_out_uses_the_mean_of_the_others():
+    from stacking.saved_stacker import SavedStacker
+
+    class Fixed:  # a non-linear stacker (mlp, lgbm): no weights to renormalise
+        def predict(self, probs):
+            return np.full(probs.shape[1:], 1 / 6)
+
+    rng = np.random.default_rng(1)
+    probs = {name: rng.dirichlet(np.ones(6), size=3) for name in "abc"}
+    probs["a"][2] = np.nan
+    out = SavedStacker("lgbm", ["a", "b", "c"], model=Fixed()).apply(probs)
+    np.testing.assert_allclose(out[:2], 1 / 6)
+    np.testing.assert_allclose(out[2], (probs["b"][2] + probs["c"][2]) / 2, rtol=0, atol=1e-12)
+
+
+def test_the_class_prior_is_saved_with_the_stacker(tmp_path):
+    from stacking.config import stack_config
+    from stacking.run import run_stack
+    from synthetic.oof_sets import write_synthetic_work
+
+    table = write_synthetic_work(tmp_path, n_rows=300, n_test=5)
+    run_stack(stack_config(tmp_path, tmp_path, ["methods=blend", "trials=2", "submission=false"]))
+    prior = load_stacker(tmp_path).prior()
+    targets = table.loc[table["n_votes"] >= 10, [f"target_{c}" for c in VOTE_COLUMNS]].to_numpy()
+    assert prior.sum() == pytest.approx(1.0) and np.ptp(prior) > 0.05  # the scored rows' mix, not uniform
+    np.testing.assert_allclose(prior, targets.mean(axis=0), atol=0.05)  # recording-weighted, so close only

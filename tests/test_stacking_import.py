@@ -180,3 +180,66 @@ def test_cli_prints_one_line_errors(folders, tmp_path, capsys):
     assert main(["import", "x", str(tmp_path / "none.csv"), "--work", str(work), "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "none.csv does not exist" in err
+
+
+def _with_imported_member(folders, tmp_path):
+    """WORK with two members trained here (no checkpoints needed to stack) and one imported with --test."""
+    data, work, oof = folders
+    rng = np.random.default_rng(5)
+    noisy = oof.copy()
+    noisy[list(VOTE_COLUMNS)] = 0.7 * oof[list(VOTE_COLUMNS)].to_numpy() + 0.3 * rng.dirichlet(np.ones(6), len(oof))
+    write_parquet(member_path(work, "ours2"), noisy)
+    test = pd.read_parquet(member_path(work, "ours", "test"))
+    write_parquet(member_path(work, "ours2", "test"), test)
+    theirs = test.copy()
+    theirs[list(VOTE_COLUMNS)] = rng.dirichlet(np.ones(6), size=N_TEST)
+    test_file = export(theirs, tmp_path / "their_test.csv", key=("eeg_id",))
+    import_oof("theirs", export(oof, tmp_path / "theirs.csv"), work, data, test_file=test_file)
+    return data, work
+
+
+def test_a_stack_with_an_imported_member_saves_a_stacker_without_it(folders, tmp_path, caplog):
+    import json
+
+    from stacking.config import stack_config
+    from stacking.run import run_stack
+    from stacking.saved_stacker import load_stacker
+
+    data, work = _with_imported_member(folders, tmp_path)
+    report = run_stack(stack_config(work, data, ["methods=blend", "blend.trials=2"]))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "theirs" in r.getMessage()]
+    assert len(warnings) == 1 and "no checkpoints (theirs)" in warnings[0]
+    assert "refit on the other 2 members" in warnings[0]
+    assert report["members"] == ["ours", "ours2", "theirs"]  # chosen with it: the CV figures include it
+    assert report["submission_stacker"]["members"] == ["ours", "ours2"]
+    assert report["submission_stacker"]["excluded"] == ["theirs"]
+    stacker = load_stacker(work)
+    assert stacker.members == ["ours", "ours2"]
+    # stack/test.parquet and submission.csv are what `make submission` will write: the saved stacker's
+    test_probs = {n: pd.read_parquet(member_path(work, n, "test")).sort_values("eeg_id")[list(VOTE_COLUMNS)].to_numpy()
+                  for n in stacker.members}
+    stacked = pd.read_parquet(work / "stack" / "test.parquet")[list(VOTE_COLUMNS)].to_numpy()
+    np.testing.assert_allclose(stacker.apply(test_probs), stacked, rtol=0, atol=1e-12)
+    assert json.loads((work / "stack" / "report.json").read_text())["submission_stacker"]["excluded"] == ["theirs"]
+    assert (work / "submission.csv").is_file()
+
+
+@pytest.mark.parametrize("command", ["submit", "bundle"])
+def test_submit_and_bundle_refuse_an_imported_member_in_one_line(folders, tmp_path, capsys, command):
+    import json
+
+    from core.cli import main as cli
+    from stacking.config import stack_config
+    from stacking.run import run_stack
+
+    data, work = _with_imported_member(folders, tmp_path)
+    run_stack(stack_config(work, data, ["methods=blend", "blend.trials=2", "models=theirs,ours"]))
+    path = work / "stack" / "stacker.json"
+    saved = json.loads(path.read_text())  # as written by a stack from before the refit: naming theirs
+    path.write_text(json.dumps({**saved, "members": ["theirs", "ours"],
+                                "blend": {**saved["blend"], "weights": [0.5, 0.5]}}))
+    args = ["--work", str(work)] + (["--data", str(data)] if command == "submit" else [])
+    assert cli([command, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "theirs.json: stack member theirs was imported" in err, err
+    assert "rerun `make stack`" in err

@@ -102,3 +102,32 @@ def test_hints_quote_the_recorded_make_oof_line_of_a_variant():
     expected = 'make oof MODEL=wave1d_cpu FOLDS=2 ARGS="name=wave1d_cpu_s1 seed=1"'
     assert retrain_command(variant, "wave1d_cpu_s1", 2) == expected
     assert retrain_command({}, "wave1d_cpu") == "make oof MODEL=wave1d_cpu"  # a JSON from before the field
+
+
+def test_odd_test_recordings_degrade_their_rows_not_the_submission(tiny_data, tiny_work, tmp_path, caplog):
+    """45 s, all-NaN, missing spectrogram: every eeg_id still gets a row, each odd one warned once."""
+    import json
+
+    from features.submission_file import validate_submission
+    from tests.kaggle_layout import degraded_test_copy
+
+    data = tmp_path / "data"
+    data.mkdir()
+    ids = degraded_test_copy(tiny_data, data)
+    out = tmp_path / "submission.csv"
+    assert cli(["submit", "--data", str(data), "--work", str(tiny_work), "--out", str(out)]) == 0
+    validate_submission(out, data)
+    ours = pd.read_csv(out).set_index("eeg_id").loc[ids, list(VOTE_COLUMNS)].to_numpy()
+    whole = pd.read_csv(tiny_work / "submission.csv").set_index("eeg_id").loc[ids, list(VOTE_COLUMNS)].to_numpy()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    degraded = [w for w in warnings if w.startswith("test eeg_id")]
+    assert [int(w.split()[2]) for w in degraded] == ids[:3], warnings
+    assert "45.0 s long" in degraded[0] and "wave1d_cpu" in degraded[0] and "mit_b0_kspec_cpu" not in degraded[0]
+    assert "every channel is NaN" in degraded[1] and "no member" not in degraded[1]
+    assert "is missing" in degraded[2] and "mit_b0_kspec_cpu" in degraded[2] and "wave1d_cpu" not in degraded[2]
+    assert any(w.startswith("3 degraded test recordings predicted by") for w in warnings)
+    # the intact rows as before, up to the float rounding of a smaller batch
+    np.testing.assert_allclose(ours[3:], whole[3:], rtol=0, atol=1e-6)
+    prior = np.array(json.loads((tiny_work / "stack" / "stacker.json").read_text())["class_prior"])
+    np.testing.assert_allclose(ours[1], prior / prior.sum(), rtol=0, atol=1e-9)  # no member could see it
+    assert not np.allclose(ours[0], whole[0]) and not np.allclose(ours[2], whole[2])
