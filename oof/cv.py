@@ -177,7 +177,9 @@ class CVJob:
             train_rows = train_rows[train_rows["eeg_id"].isin(keep)]
 
         def make_train_loader(epoch: int, stage: int):
-            rows = dist.shard(epoch_rows(train_rows, epoch, stage, self.recipe.data.high_vote_min, cfg.seed))
+            data_cfg = self.recipe.data
+            rows = dist.shard(epoch_rows(train_rows, epoch, stage, data_cfg.high_vote_min, cfg.seed,
+                                         data_cfg.windows_per_recording))
             return loader(self.train_views, rows, "label_id", rank_bs, self.recipe.data.vote_weighting,
                           cfg.num_workers, fast["pin_memory"], prefetch_factor=fast["prefetch_factor"])
 

@@ -98,11 +98,15 @@ def loader(views: ViewArrays, table: pd.DataFrame, key: str, batch_size: int, sc
                       prefetch_factor=prefetch_factor if workers else None)
 
 
-def epoch_rows(label_rows: pd.DataFrame, epoch: int, stage: int, high_vote_min: int, seed: int) -> pd.DataFrame:
-    """One labelled window per recording, drawn anew each epoch; stage 2 keeps high-vote rows only."""
+def epoch_rows(label_rows: pd.DataFrame, epoch: int, stage: int, high_vote_min: int, seed: int,
+               per_recording: int = 1) -> pd.DataFrame:
+    """Up to `per_recording` labelled windows per recording (0: all), drawn anew each epoch; stage 2 keeps
+    high-vote rows only. One window is the top solutions' epoch on 17k recordings; on a few hundred
+    recordings an epoch of one window each is too few steps, and a recording's other windows are free
+    augmentation (their offsets differ, their votes are often the same)."""
     rows = label_rows if stage == 1 else label_rows[label_rows["n_votes"] >= high_vote_min]
     rng = np.random.default_rng([seed, epoch, stage])
-    keys = rng.random(len(rows))
-    pick = pd.Series(keys, index=rows.index).groupby(rows["eeg_id"].to_numpy()).idxmax()
-    chosen = rows.loc[pick.to_numpy()]
+    keys = pd.Series(rng.random(len(rows)), index=rows.index)
+    rank = keys.groupby(rows["eeg_id"].to_numpy()).rank(method="first", ascending=False)
+    chosen = rows[(rank <= per_recording).to_numpy()] if per_recording > 0 else rows
     return chosen.iloc[rng.permutation(len(chosen))]

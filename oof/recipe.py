@@ -31,6 +31,7 @@ class DataConfig:
     vote_weighting: str = "none"         # loss weight per row: none | sqrt | linear (votes/20, capped at 1)
     tta_swap: bool = True                # test-time augmentation: mean with the hemisphere-swapped input
     max_train_recordings: int = 0        # 0 = all; a cap for quick experiments
+    windows_per_recording: int = 1       # labelled windows per recording in a training epoch (0: all)
 
 
 @dataclass(frozen=True)

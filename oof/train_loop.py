@@ -61,7 +61,9 @@ class TrainConfig:
     batch_size: int = 32
     grad_clip: float = 1.0  # 0 = off
     ema_decay: float = 0.0  # 0 = off
-    select_on: str = "high"  # "high": best epoch by high-vote KL (when there are such rows), "all"
+    # which epoch's weights predict: "high": best by high-vote KL on the validation fold (when it has such
+    # rows), "all": best by KL on all its rows, "last": the final epoch (an OOF score not chosen on itself)
+    select_on: str = "high"
     amp: str = "auto"  # "auto": bf16 where the GPU has it natively, else fp16 + GradScaler; off on CPU; or forced
     channels_last: str = "auto"  # "auto": on CUDA for 4D inputs; "on"; "off"
     compile: bool = False  # torch.compile the training module (CUDA speed; the first steps compile)
@@ -71,7 +73,7 @@ class TrainConfig:
     tracker: str = "none"  # "tensorboard": the curves also go to run_dir/tensorboard/ (history.csv always)
 
     def __post_init__(self):
-        for name, allowed in (("select_on", ("high", "all")), ("amp", AMP_CHOICES),
+        for name, allowed in (("select_on", ("high", "all", "last")), ("amp", AMP_CHOICES),
                               ("channels_last", ("auto", "on", "off")), ("tracker", TRACKERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -410,6 +412,10 @@ def _optimizer_for_stage(model, cfg: TrainConfig, stage: int, steps_per_epoch: i
 
 
 def _selection_kl(row: dict, select_on: str) -> float:
+    """The score an epoch is ranked by, lower is better; under "last" each epoch beats the ones before it
+    (and stage 2's top-k start is the mean of the last k stage-1 epochs, as in weight averaging)."""
+    if select_on == "last":
+        return -float(row["epoch"])
     if select_on == "high" and not math.isnan(row["kl_high"]):
         return row["kl_high"]
     return row["kl_all"]

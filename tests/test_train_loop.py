@@ -137,6 +137,13 @@ def test_best_epoch_is_argmin_of_the_chosen_kl(tmp_path, select_on):
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 3
 
 
+def test_select_last_predicts_from_the_final_epoch_whatever_its_kl(tmp_path):
+    model, result = fit(tmp_path, config(select_on="last", ema_decay=0.0), augmenter=AUGMENTER)
+    assert result.best_epoch == len(result.history) - 1 == 3
+    last = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in last.items())
+    assert result.best_kl_high == pytest.approx(result.history[-1]["kl_high"], rel=1e-9)
+
 def test_select_high_falls_back_to_all_rows_without_high_votes(tmp_path):
     low = [{**b, "n_votes": torch.ones_like(b["n_votes"])} for b in VALID_LOADER]
     result = fit_fold(TinyNet(), FoldData(make_train_loader, low), config(stage2_epochs=0), tmp_path, "cpu")
