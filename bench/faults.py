@@ -392,7 +392,7 @@ class FaultBench:
         if (work / "stack" / "optuna.db").is_file():
             result += (f"; study: {describe_study(work / 'stack' / 'optuna.db')}, uninterrupted "
                        f"{describe_study(self.reference / 'stack' / 'optuna.db')}")
-        return Row(f"kill -9 {name}, {where}", result, same, rerun.rc == 0 and same == "yes")
+        return Row(f"kill -9 {name}, {where}", result, same, rerun.rc == 0 and same == "yes" and not left)
 
     # ---- full disk ---------------------------------------------------------------------
     def full_disk_prepare_check(self) -> Row:
