@@ -24,7 +24,7 @@ DEMO_FOLDS  ?= 3
 DEMO_ARGS   ?=
 
 .PHONY: help setup test lint synth demo summary folds models prepare oof leaderboard stack submission bundle report \
-        bench-features bench-quality bench-stacking bench-train bench-inference gpu-check clean
+        bench-features bench-quality bench-stacking bench-train bench-inference faults gpu-check clean
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ bench-train: setup  ## training samples/s per recipe, bf16 + channels_last again
 
 bench-inference: setup  ## test recordings/s of make submission
 	$(PY) -m bench.inference $(ARGS)
+
+faults: setup  ## kill -9, full and read-only disks, corrupt files on a tiny synthetic folder: a table (root, ~6 min)
+	$(PY) -m bench.faults $(ARGS)
 
 gpu-check: setup  ## a GPU ready for the real run? samples/s + memory per precision, projected fold times (< 4 min)
 	$(PY) -m bench.gpu_check $(ARGS)

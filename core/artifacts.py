@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -62,6 +63,18 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_TEMPORARY = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")  # atomic_path's names
+
+
+def remove_temporaries(folder: Path | str) -> list[Path]:
+    """Delete the temporaries atomic_path left in `folder` (kill -9 runs no `finally`); the ones deleted.
+    Only for a folder one job writes at a time: another job's write in progress would lose its file."""
+    removed = [p for p in Path(folder).glob(".*.tmp") if _TEMPORARY.match(p.name) and p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def write_json(path: Path | str, payload: dict[str, Any]) -> None:

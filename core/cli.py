@@ -10,6 +10,7 @@ A command module gives `add_arguments(parser)` and `run(args)`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -113,20 +114,56 @@ class _UtcFormatter(logging.Formatter):
 
 class _WorkLogHandler(logging.FileHandler):
     """WORK/logs/<command>-<UTC time>-<pid>.log, opened at the first record: a command that stops before
-    logging anything (a mistyped --work) leaves no folder behind."""
+    logging anything (a mistyped --work) leaves no folder behind.
+
+    The file is a copy of stderr: a disk that refuses it (full, read-only once open) ends the copy with
+    one warning, not a traceback per record; the command's own writes then say what failed."""
 
     def __init__(self, path: Path):
         super().__init__(path, delay=True, encoding="utf-8")
         self.setLevel(logging.INFO)
         self.setFormatter(_UtcFormatter(LOG_FORMAT, LOG_DATES))
+        self._refused = False
+        self._last_record = False
 
     def _open(self):
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
         return super()._open()
 
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._refused:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if not isinstance(err, OSError) or disk_failure(err) is None:
+            super().handleError(record)
+            return
+        self._refused = True
+        if not self._last_record:  # after the error line the error line stays last
+            print(f"warning: {self.baseFilename}: {err.strerror}; this log file stops here (the rest is on "
+                  "stderr only)", file=sys.stderr)
+        self._drop_stream()
+
+    def close(self) -> None:
+        if self._refused:
+            self._drop_stream()
+        try:
+            super().close()
+        except OSError as err:  # its last lines did not reach a full disk: they are on stderr
+            if disk_failure(err) is None:
+                raise
+
+    def _drop_stream(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
     def record_error(self, message: str) -> None:
         """The one-line error of a run that logged before, so that its log ends with why it stopped."""
         if self.stream is not None:
+            self._last_record = True
             self.handle(logging.makeLogRecord({"name": "core.cli", "levelno": logging.ERROR,
                                                "levelname": "ERROR", "msg": message}))
 

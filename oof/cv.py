@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.artifacts import code_version, read_provenance, write_json, write_parquet
+from core.artifacts import code_version, read_provenance, remove_temporaries, write_json, write_parquet
 from core.device import resolve_device
 from core.errors import UserFacingError
 from core.metric import class_prior_predictions, normalise_rows, score
@@ -147,6 +147,7 @@ class CVJob:
         if self._shard_is_current(fold):
             log.info("%s fold %d: shard exists, skipped", self.name, fold)
             return
+        self._clear_killed_writes(fold)
         self._claim_run_dir(fold)
         started = time.time()
         valid = self.samples[self.samples["fold"] == fold].reset_index(drop=True)
@@ -216,6 +217,14 @@ class CVJob:
                                     f"delete {paths[0]}, {paths[1]} and {self.work.run_dir(self.name, fold)} "
                                     "to retrain that fold")
         return True
+
+    def _clear_killed_writes(self, fold: int) -> None:
+        """One job trains a fold (its rank 0 writes): a temporary in its folder is a killed run's, maybe the
+        size of a checkpoint, and would make the folder look like a run without its recipe.json."""
+        if self.dist.is_main:
+            for path in remove_temporaries(self.work.run_dir(self.name, fold)):
+                log.info("removed %s, left by a killed run", path)
+        self.dist.barrier()
 
     def _claim_run_dir(self, fold: int) -> None:
         """A fold's run folder is resumed (last.pt) or reused (done.json, best.txt) only under the recipe it

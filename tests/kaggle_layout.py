@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from core.schema import EEG_COLUMNS, EEG_RATE_HZ, SPEC_COLUMNS, VOTE_COLUMNS
 
@@ -50,16 +49,6 @@ def make_folder(root: Path, n_eegs: int = 6, seed: int = 0) -> Path:
     sub.to_csv(root / "sample_submission.csv", index=False)
     return root
 
-
-def corrupt_data_page(path, column: str, n_bytes: int = 20_000, seed: int = 0) -> None:
-    """Overwrite `n_bytes` inside `column`'s data page with random bytes, footer and page header intact."""
-    meta = pq.ParquetFile(path).metadata.row_group(0)
-    chunk = meta.column([meta.column(i).path_in_schema for i in range(meta.num_columns)].index(column))
-    start = chunk.data_page_offset + 1000
-    assert start + n_bytes < chunk.data_page_offset + chunk.total_compressed_size
-    with open(path, "r+b") as f:
-        f.seek(start)
-        f.write(np.random.default_rng(seed).bytes(n_bytes))
 
 
 def degraded_test_copy(data: Path, dest: Path) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import io
+import logging
 import os
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import pandas as pd
 import pytest
 
 from core import artifacts
+from core import cli as cli_module
 from core.artifacts import write_json, write_parquet
 from core.cli import main as cli
 from core.cli import run_main
-from core.errors import disk_failure
+from core.errors import UserFacingError, disk_failure
 from core.schema import VOTE_COLUMNS
 from oof import train_loop
 from synthetic.oof_sets import write_synthetic_work
@@ -146,3 +148,43 @@ def test_write_json_refused_leaves_no_partial_file(tmp_path, monkeypatch, capsys
     assert run_main(lambda: write_json(tmp_path / "x.json", {"a": 1})) == 2
     assert f"{tmp_path / 'x.json'}: Read-only file system" in one_line(capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+class FullLogFile(io.StringIO):
+    """A log file on a disk that fills after `room` flushes: its lines stay buffered, and flushing or
+    closing them fails."""
+
+    room = 0
+
+    def flush(self):
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= 1
+
+    def close(self):
+        self.flush()
+
+
+@pytest.mark.parametrize("room", [0, 2])  # full from the start; full at the error line (no warning after it)
+def test_a_log_file_on_a_full_disk_stops_with_a_warning_not_tracebacks(tmp_path, monkeypatch, capsys, room):
+    handler = cli_module._WorkLogHandler(tmp_path / "logs" / "x.log")
+    monkeypatch.setattr(FullLogFile, "room", room)
+    monkeypatch.setattr(handler, "_open", FullLogFile)
+    logging.getLogger().addHandler(handler)
+
+    def command():
+        logging.getLogger("t").warning("one")  # the log file refuses it: stderr has it still
+        logging.getLogger("t").warning("two")
+        raise UserFacingError("bad input")
+
+    try:
+        assert run_main(command, handler) == 2
+    finally:
+        logging.getLogger().removeHandler(handler)
+    handler.close()  # as main() does: the unflushed lines are lost, quietly
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1] == "error: bad input" and not [line for line in lines if "Traceback" in line or "---" in line]
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert len(warnings) == (room == 0)
+    for warning in warnings:
+        assert f"{tmp_path / 'logs' / 'x.log'}: No space left on device" in warning and "error" not in warning

@@ -13,7 +13,8 @@ from core.errors import DataError
 from core.schema import EEG_COLUMNS, SPEC_COLUMNS, TARGET_COLUMNS
 from features import value_checks
 from features.kaggle_data import KaggleFolder
-from tests.kaggle_layout import corrupt_data_page, make_folder, write_eeg
+from synthetic.damage import corrupt_data_page, write_uncompressed
+from tests.kaggle_layout import make_folder, write_eeg
 
 
 @pytest.fixture
@@ -159,7 +160,7 @@ def test_spectrogram_time_dtype_does_not_matter(folder):
 
 def test_corrupt_eeg_data_pages_become_nan_and_are_noted_with_counts(folder):
     path = folder / "train_eegs" / "100.parquet"
-    pd.read_parquet(path).to_parquet(path, index=False, compression=None, use_dictionary=False)
+    write_uncompressed(path)
     corrupt_data_page(path, "C3")
     raw = pq.read_table(path, columns=["C3"]).column(0).to_numpy()
     assert np.nanmax(np.abs(raw)) > 1e30  # what the reader is given

@@ -101,6 +101,20 @@ def test_a_finished_booster_is_not_reused_under_another_recipe(tiny_data, tmp_pa
     assert recorded["gbdt"]["num_leaves"] == get_recipe("lgbm_bands").gbdt.num_leaves
 
 
+@pytest.mark.slow
+def test_writes_killed_in_a_fold_folder_leave_no_temporaries_behind(tiny_data, tmp_path):
+    """kill -9 runs no cleanup: a fold folder keeps the temporary of the file being written (recipe.json
+    first, then checkpoints the size of the model). The next run of that fold removes them."""
+    work = Work(tmp_path / "work")
+    run_dir = work.run_dir("wave1d_cpu", 0)
+    run_dir.mkdir(parents=True)
+    left = [run_dir / ".recipe.json.4242.0badcafe.tmp", run_dir / ".last.pt.4242.0badcafe.tmp"]
+    for path in left:
+        path.write_bytes(b"cut sh")
+    assert oof(tiny_data, work.root, "epochs=1") == 0  # not "holds a run without its recipe.json"
+    assert not any(path.exists() for path in left) and work.run_recipe("wave1d_cpu", 0).is_file()
+
+
 # --- one line for bad input -------------------------------------------------------------------------
 
 def test_folds_list_is_checked():

@@ -25,7 +25,8 @@ from features.kaggle_spectrogram import swap_spectrogram_table
 from features.mapped import MappedArray, create_npy
 from features.montage import swap_hemispheres, swap_referential
 from features.views import VIEWS, compute_view, get_view
-from tests.kaggle_layout import corrupt_data_page, make_folder, write_eeg, write_spectrogram
+from synthetic.damage import corrupt_data_page, write_uncompressed
+from tests.kaggle_layout import make_folder, write_eeg, write_spectrogram
 
 EEG_VIEWS = [name for name, v in VIEWS.items() if v.source == "eeg"]
 
@@ -347,7 +348,7 @@ def test_prepare_reports_nan_gaps_and_flat_channels_in_one_line_and_a_csv(tmp_pa
 def test_prepare_reports_corrupt_pages_with_their_counts_in_the_summary_and_csv(tmp_path, caplog):
     data = make_folder(tmp_path / "data", n_eegs=2)
     path = data / "train_eegs" / "101.parquet"
-    pd.read_parquet(path).to_parquet(path, index=False, compression=None, use_dictionary=False)
+    write_uncompressed(path)
     corrupt_data_page(path, "Fz")
     with caplog.at_level("WARNING"):
         folder = prepare_view("wave_tiny", data, tmp_path / "work", progress=False)
