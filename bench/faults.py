@@ -196,8 +196,8 @@ def differences(work: Path, reference: Path, patterns: tuple[str, ...]) -> list[
 def _same(a: Path, b: Path) -> bool:
     if a.name == "report.json":  # what was fitted and chosen, not the timings, paths and code version
         return _choices(a) == _choices(b)
-    if a.suffix == ".db":
-        return study_trials(a) == study_trials(b)
+    if a.suffix == ".db":  # the finished trials: a killed run's RUNNING trial is failed on resume, as it should be
+        return finished_trials(a) == finished_trials(b)
     if a.suffix == ".npy":
         x, y = np.load(a, mmap_mode="r"), np.load(b, mmap_mode="r")
         return x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True)
@@ -209,7 +209,13 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def _choices(report: Path) -> dict:
-    return {key: json.loads(report.read_text())[key] for key in REPORT_CHOICES}
+    choices = {key: json.loads(report.read_text())[key] for key in REPORT_CHOICES}
+    choices.get("stackers", {}).get("lgbm", {}).pop("storage", None)  # the study's path: WORK differs per case
+    return choices
+
+
+def finished_trials(db: Path) -> dict[str, list[tuple]]:
+    return {name: [t for t in trials if t[0] in ("COMPLETE", "PRUNED")] for name, trials in study_trials(db).items()}
 
 
 def study_trials(db: Path) -> dict[str, list[tuple]]:
@@ -389,10 +395,12 @@ class FaultBench:
         left = [p for p in half_written(work) if TEMPORARY.match(Path(p).name)]
         result = rerun.result() + (f"; left behind: {', '.join(left)}" if left else "")
         same = identical(work, self.reference, step.compared)
+        running = False
         if (work / "stack" / "optuna.db").is_file():
-            result += (f"; study: {describe_study(work / 'stack' / 'optuna.db')}, uninterrupted "
-                       f"{describe_study(self.reference / 'stack' / 'optuna.db')}")
-        return Row(f"kill -9 {name}, {where}", result, same, rerun.rc == 0 and same == "yes" and not left)
+            running = "RUNNING" in (study := describe_study(work / "stack" / "optuna.db"))
+            result += f"; study: {study}, uninterrupted {describe_study(self.reference / 'stack' / 'optuna.db')}"
+        ok = rerun.rc == 0 and same == "yes" and not left and not running  # no trial left RUNNING forever
+        return Row(f"kill -9 {name}, {where}", result, same, ok)
 
     # ---- full disk ---------------------------------------------------------------------
     def full_disk_prepare_check(self) -> Row:
