@@ -18,7 +18,7 @@ OUT    ?=
 
 DEMO_DATA := $(WORK)/demo/data
 DEMO_WORK := $(WORK)/demo/work
-DEMO_MODELS ?= lgbm_bands wave1d_cpu mit_b0_spec_cpu
+DEMO_MODELS ?= lgbm_bands effnet1d_wave_cpu mit_b0_spec_cpu
 DEMO_EEGS   ?= 400
 DEMO_FOLDS  ?= 3
 DEMO_ARGS   ?=
