@@ -29,11 +29,6 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str, disable: bool =
                 ncols=PLAIN_WIDTH, **options)
 
 
-def plain_progress() -> bool:
-    """True where bars are written as lines (stderr is no terminal and this is no notebook)."""
-    return not _draws_live()
-
-
 def _draws_live() -> bool:
     return _in_notebook() or bool(getattr(sys.stderr, "isatty", lambda: False)())
 
