@@ -27,7 +27,7 @@ from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
 from core.work import Work
 
 DEFAULT_MODELS = ("lgbm_bands,wave1d_cpu,effnet1d_wave_cpu,mit_b0_spec_cpu,mit_b0_kspec_cpu,effb0_kspec_eegspec_cpu,"
-                  "effb5_raw_image_cpu,mixnet_pair_mel_cpu")
+                  "effb5_raw_image_cpu,mixnet_pair_mel_cpu,specnet1d_wave_cpu")
 
 
 def parse_args() -> argparse.Namespace:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from models import effnet1d, gbdt_family, mit, timm_family, wave1d  # noqa: F401  (each registers its family)
+from models import effnet1d, gbdt_family, mit, specnet1d, timm_family, wave1d  # noqa: F401  (each registers its family)
 from models.backbones import find_family
 
 __all__ = ["build_model", "find_family", "input_transform", "is_gbdt_model", "is_image_model", "model_input_channels"]

@@ -120,6 +120,17 @@ def effnet1d_wave() -> Recipe:
 
 
 @register
+def specnet1d_wave() -> Recipe:
+    r = Recipe(name="", description="Per-pair log-STFT front end + 1D CNN shared by the 16 pairs (50 Hz), "
+                                    "centre 10 s pooled on its own",
+               model=ModelConfig(backbone="specnet1d", views=("wave",), drop_path_rate=0.0),
+               train=_gpu_train(lr=1e-3, batch_size=64), augment=GPU_AUGMENT)
+    return replace(r, provenance="hms-stack's own: the per-pair spectrograms of 2nd/3rd place as a 1D net over "
+                                 "frames, the band-power start of lgbm_bands with learned patterns",
+                   data=replace(r.data, windows_per_recording=0))
+
+
+@register
 def lgbm_bands() -> Recipe:
     return Recipe(name="", description="LightGBM on band powers, ratios, shape and asymmetry features of the EEG "
                                        "(16 pairs + chains, 50 s and centre 10 s) and the Kaggle spectrogram",
@@ -172,15 +183,24 @@ def mixnet_pair_mel_cpu() -> Recipe:
                 drop_path_rate=0.0)
 
 
-@register
-def effnet1d_wave_cpu() -> Recipe:
+def _wave_cpu(base: str, backbone: str) -> Recipe:
     # The 50 Hz, 0.5-20 Hz view (wave_tiny's 8 Hz low-pass removed the seizure band); every labelled window
     # of a recording per epoch, mixup and weight decay against the overfit that more steps bring; the last
     # epoch predicts, so the OOF score is not chosen on its own validation rows.
-    r = _cpu("effnet1d_wave", ("wave",), backbone="effnet1d_tiny", drop_path_rate=0.0, dropout=0.3)
+    r = _cpu(base, ("wave",), backbone=backbone, drop_path_rate=0.0, dropout=0.3)
     return replace(r, data=replace(r.data, windows_per_recording=0),
                    train=replace(r.train, epochs=8, stage2_epochs=2, weight_decay=0.05, select_on="last"),
                    augment=replace(r.augment, mixup_p=0.5))
+
+
+@register
+def effnet1d_wave_cpu() -> Recipe:
+    return _wave_cpu("effnet1d_wave", "effnet1d_tiny")
+
+
+@register
+def specnet1d_wave_cpu() -> Recipe:
+    return _wave_cpu("specnet1d_wave", "specnet1d_tiny")
 
 
 def get_recipe(name: str, overrides: list[str] | str = ()) -> Recipe:

@@ -12,7 +12,8 @@ REQUIRED = {"mit_b0_spec", "mit_b1_spec", "mit_b2_spec", "mit_b0_kspec", "mit_b1
             "mit_b0_spec_cpu", "mit_b0_kspec_cpu", "wave1d_cpu",
             # the top solutions' members (issue 13), each with a CPU preset
             "effb0_kspec_eegspec", "effb5_raw_image", "mixnet_pair_mel", "effnet1d_wave", "lgbm_bands",
-            "effb0_kspec_eegspec_cpu", "effb5_raw_image_cpu", "mixnet_pair_mel_cpu", "effnet1d_wave_cpu"}
+            "effb0_kspec_eegspec_cpu", "effb5_raw_image_cpu", "mixnet_pair_mel_cpu", "effnet1d_wave_cpu",
+            "specnet1d_wave", "specnet1d_wave_cpu"}
 
 
 def test_the_named_recipes_exist():
