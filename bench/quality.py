@@ -52,7 +52,7 @@ def main() -> None:
         frame = pd.read_parquet(Work(args.work).oof(model))
         frames.append(frame)
         rows.append({"model": model, **_kl(frame, frame[list(VOTE_COLUMNS)].to_numpy()),
-                     "wall_s": time.perf_counter() - started})
+                     "wall_s": time.perf_counter() - started, "train_s": _train_seconds(Work(args.work), model)})
     mean = np.mean([f[list(VOTE_COLUMNS)].to_numpy() for f in frames], axis=0)
     rows.append({"model": "mean", **_kl(frames[0], mean), "wall_s": np.nan})
     started = time.perf_counter()
@@ -84,6 +84,13 @@ def _run(argv: list[str], what: str) -> None:
     code = cli(argv)
     if code != 0:
         raise SystemExit(f"{what} failed (exit {code})")
+
+
+def _train_seconds(work: Work, model: str) -> float:
+    """The folds' training time as the member's OOF record has it: also right for a member this run only
+    resumed (whose wall_s is the seconds to find it done)."""
+    seconds = json.loads(work.oof_json(model).read_text()).get("seconds_per_fold", {})
+    return float(sum(seconds.values())) if seconds else np.nan
 
 
 def _kl(frame: pd.DataFrame, preds: np.ndarray) -> dict:

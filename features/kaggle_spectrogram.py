@@ -27,6 +27,7 @@ class KaggleSpecConfig:
     log_max: float = 8.0
     normalise: str = "window"  # "window": one mean/std per window; "chain": per chain (notebooks)
     pool: int = 1  # average-pool frequency and time by this factor (tiny CPU variants)
+    centre_rows: int = 0  # > 0: only the centre this many 2 s rows of the 600 s window (0: all 300)
 
 
 def chain_layout(windows: np.ndarray) -> np.ndarray:
@@ -36,18 +37,28 @@ def chain_layout(windows: np.ndarray) -> np.ndarray:
 
 
 def kaggle_spectrogram_view(windows: np.ndarray, cfg: KaggleSpecConfig) -> np.ndarray:
-    """(n, 300, 400) power windows, NaN kept -> (n, 4, 100 // pool, 300 // pool) float32, no NaN."""
+    """(n, 300, 400) power windows, NaN kept -> (n, 4, 100 // pool, rows // pool) float32, no NaN, where
+    rows is `centre_rows` or 300."""
     if cfg.normalise not in ("window", "chain"):
         raise ValueError(f"normalise must be 'window' or 'chain', got {cfg.normalise!r}")
     axes = (1, 2, 3) if cfg.normalise == "window" else (2, 3)
-    x = np.log(np.clip(chain_layout(np.asarray(windows, dtype=np.float32)), math.exp(cfg.log_min),
-                       math.exp(cfg.log_max)))
+    x = centre_rows(chain_layout(np.asarray(windows, dtype=np.float32)), cfg.centre_rows)
+    x = np.log(np.clip(x, math.exp(cfg.log_min), math.exp(cfg.log_max)))
     with warnings.catch_warnings():  # an all-NaN chain gives NaN statistics; it becomes 0 below
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(x, axis=axes, keepdims=True)
         std = np.nanstd(x, axis=axes, keepdims=True)
     x = np.nan_to_num((x - mean) / (std + np.float32(1e-6)), nan=0.0)
     return _average_pool(x, cfg.pool) if cfg.pool > 1 else x
+
+
+def centre_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    """(..., T) -> (..., rows): the centre rows of the window (all of them when rows is 0). The labelled
+    10 s are 5 of the 300 rows; a small image of the whole window pools them away."""
+    if not rows:
+        return x
+    first = (x.shape[-1] - rows) // 2
+    return x[..., first: first + rows]
 
 
 def _average_pool(x: np.ndarray, k: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 FAST = ["n_folds=3", "epochs=2", "stage2_epochs=1", "batch_size=16"]
 # The kspec member reads the full kaggle_spec view: the table-row cache (features.spec_tables) end to end.
 # The LightGBM member (features, boosters as best.txt) goes through the same driver, stack, submission and bundle.
-MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64", "views=kaggle_spec"]),
+MEMBERS = (("wave1d_cpu", []), ("mit_b0_kspec_cpu", ["image_size=64", "views=kaggle_spec", "windows_per_recording=1"]),
            ("lgbm_bands", ["n_estimators=150", "min_votes=1"]))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from core.schema import SPEC_COLUMNS
@@ -13,6 +15,7 @@ from features.kaggle_spectrogram import (
     swap_spectrogram_table,
 )
 from features.montage import swap_hemispheres
+from features.views import get_view
 
 
 def windows(n: int = 2, seed: int = 0) -> np.ndarray:
@@ -59,3 +62,25 @@ def test_table_swap_mirrors_columns_and_commutes_with_the_view():
     cfg = KaggleSpecConfig()
     np.testing.assert_allclose(kaggle_spectrogram_view(swap_spectrogram_table(x), cfg),
                                swap_hemispheres(kaggle_spectrogram_view(x, cfg), (1, 0, 3, 2), axis=1), atol=1e-5)
+
+
+def test_centre_rows_keep_the_labelled_centre_of_the_window():
+    """centre_rows=60 is the view of rows 120-179 (the centre 2 minutes) alone, normalised on them."""
+    x = windows()
+    x[:, 147:153] *= 50  # the labelled 10 s, loud: a whole-window 4x4 pool would dilute it
+    cfg = KaggleSpecConfig(pool=2, centre_rows=60)
+    out = kaggle_spectrogram_view(x, cfg)
+    assert out.shape == (2, 4, 50, 30)
+    np.testing.assert_allclose(out, kaggle_spectrogram_view(x[:, 120:180], KaggleSpecConfig(pool=2)), atol=1e-6)
+    assert out[:, :, :, 13:16].mean() > out.mean() + 1
+    assert get_view("kaggle_spec_2min_tiny").output_shape() == (4, 50, 30)
+
+
+def test_centre_rows_crop_the_nan_mask_alike():
+    x = windows(1)
+    x[0, 120:124, :100] = np.nan  # LL NaN in the crop's first 8 s only
+    view = replace(get_view("kaggle_spec_2min_tiny"), nan_mask=True)
+    share = view.compute(x)[0, -1]
+    assert share.shape == (50, 30)
+    np.testing.assert_allclose(share[:, :2], 0.25)
+    assert (share[:, 2:] == 0).all()

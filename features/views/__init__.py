@@ -8,6 +8,7 @@
 | eeg_spec_tiny   | eeg         | (8, 32, 50)        | same, small                                 |
 | kaggle_spec     | spectrogram | (4, 100, 300)      | LL RL LP RP, frequency x time (table cache) |
 | kaggle_spec_tiny| spectrogram | (4, 25, 75)        | same, 4x4 average-pooled                    |
+| kaggle_spec_2min_tiny | spectrogram | (4, 50, 30) | same, centre 2 minutes, 2x2 average-pooled |
 | wave            | eeg         | (17, 2500)         | 16 bipolar pairs at 50 Hz + NaN share       |
 | wave_tiny       | eeg         | (17, 1000)         | same at 20 Hz, 0.5-8 Hz                     |
 | raw_image       | eeg         | (16, 10, 1000)     | 16 bipolar pairs, 200 Hz, 10 rows per pair  |

@@ -8,7 +8,13 @@ from typing import ClassVar
 import numpy as np
 
 from core.schema import CHAINS, SPEC_WINDOW_ROWS
-from features.kaggle_spectrogram import FREQS_PER_CHAIN, KaggleSpecConfig, chain_layout, kaggle_spectrogram_view
+from features.kaggle_spectrogram import (
+    FREQS_PER_CHAIN,
+    KaggleSpecConfig,
+    centre_rows,
+    chain_layout,
+    kaggle_spectrogram_view,
+)
 from features.views.base import ViewBase, register_view
 
 
@@ -29,13 +35,14 @@ class KaggleSpecView(ViewBase):
 
     def output_shape(self) -> tuple[int, ...]:
         k = self.spec.pool
-        return (len(self.channel_names()), FREQS_PER_CHAIN // k, SPEC_WINDOW_ROWS // k)
+        return (len(self.channel_names()), FREQS_PER_CHAIN // k, (self.spec.centre_rows or SPEC_WINDOW_ROWS) // k)
 
     def compute(self, windows: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
         images = kaggle_spectrogram_view(windows, self.spec)
         if not self.nan_mask:
             return images
-        share = np.isnan(chain_layout(np.asarray(windows))).mean(axis=1, keepdims=True, dtype=np.float32)
+        layout = centre_rows(chain_layout(np.asarray(windows)), self.spec.centre_rows)
+        share = np.isnan(layout).mean(axis=1, keepdims=True, dtype=np.float32)
         k = self.spec.pool
         f, t = images.shape[-2:]
         share = share[..., : f * k, : t * k].reshape(len(share), 1, f, k, t, k).mean(axis=(3, 5))
@@ -45,4 +52,5 @@ class KaggleSpecView(ViewBase):
 register_view(
     KaggleSpecView("kaggle_spec", cache_tables=True),
     KaggleSpecView("kaggle_spec_tiny", KaggleSpecConfig(pool=4)),
+    KaggleSpecView("kaggle_spec_2min_tiny", KaggleSpecConfig(pool=2, centre_rows=60)),
 )
