@@ -285,7 +285,7 @@ class CVJob:
         report = {**self._provenance(), "make_oof": self.command, "code_version": code_version(),
                   "device": str(self.device),
                   "kl": overall, "kl_per_fold": per_fold, "class_prior_kl": prior,
-                  "seconds_per_fold": {int(m["fold"]): m["fit"]["seconds"] for m in metas},
+                  "seconds_per_fold": {int(m["fold"]): training_seconds(m["fit"]) for m in metas},
                   "best_epoch_per_fold": {int(m["fold"]): m["fit"]["best_epoch"] for m in metas}}
         write_parquet(self.work.test(self.name), test, self._provenance())
         write_parquet(self.work.oof(self.name), oof, self._provenance())
@@ -308,3 +308,10 @@ def format_report(name: str, per_fold: dict, overall: dict, prior: dict) -> str:
     lines.append(f"  class prior: {prior['kl_all']:.4f} / {prior['kl_high']:.4f}")
     return "\n".join(lines)
 
+
+def training_seconds(fit: dict) -> float:
+    """A fold's training time: its epochs' seconds over every run that resumed it (a fold reused from
+    done.json took seconds to reload, not the minutes it trained), else the process's wall time."""
+    epochs = [row.get("seconds") for row in fit.get("history") or []]
+    epochs = [float(x) for x in epochs if x is not None and x == x]
+    return sum(epochs) if epochs else float(fit["seconds"])

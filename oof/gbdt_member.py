@@ -21,7 +21,7 @@ from core.schema import TARGET_COLUMNS
 from oof.datasets import ViewArrays
 from oof.gbdt import GbdtConfig, fit_gbdt, load_gbdt, predict_gbdt, save_gbdt
 from oof.recipe import Recipe
-from oof.tracking import write_history
+from oof.tracking import HISTORY_FILE, write_history
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,16 @@ def checkpoint_suffix(recipe: Recipe) -> str:
     return BOOSTER_SUFFIX if recipe.is_gbdt else ".pt"
 
 
+def recorded_fit_seconds(run_dir: Path) -> float | None:
+    """The seconds the fit of a reloaded booster took, as its history.csv has them: a resumed fold keeps
+    the training time it had (not the second it took to reload)."""
+    path = run_dir / HISTORY_FILE
+    if not path.is_file():
+        return None
+    seconds = pd.read_csv(path).get("seconds")
+    return None if seconds is None or seconds.isna().all() else float(seconds.iloc[0])
+
+
 def features(views: ViewArrays, keys: np.ndarray) -> np.ndarray:
     rows = views.row_of.reindex(keys).to_numpy()
     return views.gather(rows.astype(np.int64)).numpy()
@@ -51,8 +61,10 @@ def fit_gbdt_fold(recipe: Recipe, cfg: GbdtConfig, train_views: ViewArrays, trai
     booster from `path`; predict `valid`. Returns (booster, result)."""
     started = time.perf_counter()
     swap = train_views.swap_index
+    fit_seconds = None
     if path.is_file():  # the fold finished before its shards were written: same booster, no refit
         booster = load_gbdt(path)
+        fit_seconds = recorded_fit_seconds(path.parent)
     else:
         booster = fit_gbdt(features(train_views, train["label_id"].to_numpy()), train[list(TARGET_COLUMNS)].to_numpy(),
                            train["n_votes"].to_numpy(), cfg, swap, train["patient_id"].to_numpy(),
@@ -61,7 +73,7 @@ def fit_gbdt_fold(recipe: Recipe, cfg: GbdtConfig, train_views: ViewArrays, trai
     valid_probs = predict_booster(recipe, booster, train_views, valid["label_id"].to_numpy())
     kl = score(valid[list(TARGET_COLUMNS)].to_numpy(), valid_probs, valid["n_votes"].to_numpy())
     row = {"epoch": booster.current_iteration(), "stage": 1, "kl_all": kl["kl_all"], "kl_high": kl["kl_high"],
-           "seconds": time.perf_counter() - started}
+           "seconds": time.perf_counter() - started if fit_seconds is None else fit_seconds}
     log.info("%s: %d rounds, valid kl %.4f high %.4f (%.1f s)", path.parent, row["epoch"], kl["kl_all"],
              kl["kl_high"], row["seconds"])
     write_history(path.parent, [row])

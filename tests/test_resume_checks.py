@@ -90,6 +90,21 @@ def test_a_finished_fold_is_not_reused_under_another_recipe(tiny_data, tmp_path,
 
 
 @pytest.mark.slow
+def test_a_reused_fold_keeps_its_training_seconds(tiny_data, tmp_path):
+    """The OOF record's seconds_per_fold are the fold's training time, also when a rerun only reloads its
+    weights (killed after them, before the shards): not the second the reload took."""
+    work = Work(tmp_path / "work")
+    for model, extra in (("wave1d_cpu", ["epochs=1"]), ("lgbm_bands", ["n_estimators=20", "min_votes=1"])):
+        argv = ["oof", "--model", model, "--data", str(tiny_data), "--work", str(work.root), *FAST, *extra]
+        assert cli(argv) == 0
+        first = json.loads(work.oof_json(model).read_text())["seconds_per_fold"]
+        work.oof_shard(model, 0).unlink()
+        assert cli(argv) == 0
+        again = json.loads(work.oof_json(model).read_text())["seconds_per_fold"]
+        assert again == pytest.approx(first) and first["0"] > 0
+
+
+@pytest.mark.slow
 def test_a_finished_booster_is_not_reused_under_another_recipe(tiny_data, tmp_path, capsys):
     work = Work(tmp_path / "work")
     gbdt = ["n_estimators=20", "min_votes=1"]
