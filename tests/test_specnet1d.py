@@ -121,3 +121,16 @@ def test_errors_name_the_fix():
         create_specnet1d("specnet1d_tiny", in_chans=4)
     with pytest.raises(UserFacingError, match="pretrained"):
         build_specnet1d("specnet1d_tiny", 17, ModelConfig(backbone="specnet1d_tiny", pretrained="w.pth"))
+
+
+def test_front_end_stays_float32_under_bf16_autocast():
+    """As on a GPU with bf16: the STFT and log run in float32 (bf16 would round the log power to 3
+    digits), the convolutions after it in bf16."""
+    net = create_specnet1d("specnet1d_tiny", in_chans=17).eval()
+    x = torch.randn(2, 17, T) * 20
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        spec = net.log_spectrogram(x[:, :16])
+        out = net(x)
+    assert spec.dtype == torch.float32 and torch.isfinite(out).all()
+    with torch.no_grad():
+        torch.testing.assert_close(spec, net.log_spectrogram(x[:, :16]))
