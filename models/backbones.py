@@ -62,3 +62,17 @@ def find_family(name: str) -> Family:
     close = difflib.get_close_matches(name, known, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(known)}"
     raise UserFacingError(f"unknown backbone {name!r}{hint}")
+
+
+def own_variant(name: str, variants: dict, family_words: str):
+    """The variant `name` of a family without published weights, or one line listing the family's names."""
+    if name not in variants:
+        raise UserFacingError(f"unknown backbone {name!r}; the {family_words} are {', '.join(variants)}")
+    return variants[name]
+
+
+def refuse_pretrained(name: str, cfg: ModelConfig, family_words: str) -> None:
+    """Families trained from scratch (no published weights) refuse pretrained= in one line."""
+    if cfg.pretrained:
+        raise UserFacingError(f"backbone {name}: pretrained={cfg.pretrained} is not supported for the "
+                              f"{family_words} (no published weights); drop the pretrained= override")

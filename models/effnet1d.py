@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from core.errors import UserFacingError
-from models.backbones import register_backbone
+from models.backbones import own_variant, refuse_pretrained, register_backbone
 from models.config import ModelConfig
 
 
@@ -140,14 +140,11 @@ class Effnet1d(nn.Module):
 
 def create_effnet1d(name: str, in_chans: int, **overrides) -> Effnet1d:
     """Build the 1D EfficientNet `name`; keyword overrides replace fields of its Effnet1dVariant."""
-    if name not in EFFNET1D_VARIANTS:
-        raise UserFacingError(f"unknown backbone {name!r}; the 1D EfficientNets are {', '.join(EFFNET1D_VARIANTS)}")
-    return Effnet1d(dataclasses.replace(EFFNET1D_VARIANTS[name], **overrides), in_chans)
+    variant = own_variant(name, EFFNET1D_VARIANTS, "1D EfficientNets")
+    return Effnet1d(dataclasses.replace(variant, **overrides), in_chans)
 
 
 @register_backbone("effnet1d", kind="1d", names=EFFNET1D_VARIANTS)
 def build_effnet1d(name: str, in_chans: int, cfg: ModelConfig) -> Effnet1d:
-    if cfg.pretrained:
-        raise UserFacingError(f"backbone {name}: pretrained={cfg.pretrained} is not supported for the 1D "
-                              f"EfficientNets (no published weights); drop the pretrained= override")
+    refuse_pretrained(name, cfg, "1D EfficientNets")
     return create_effnet1d(name, in_chans, drop_path_rate=cfg.drop_path_rate)

@@ -29,7 +29,7 @@ from torch import nn
 
 from core.errors import UserFacingError
 from core.schema import EEG_RATE_HZ, EEG_WINDOW_SAMPLES
-from models.backbones import register_backbone
+from models.backbones import own_variant, refuse_pretrained, register_backbone
 from models.config import ModelConfig
 
 WINDOW_S = EEG_WINDOW_SAMPLES / EEG_RATE_HZ
@@ -144,15 +144,11 @@ class Specnet1d(nn.Module):
 
 def create_specnet1d(name: str, in_chans: int, **overrides) -> Specnet1d:
     """Build the per-pair spectral net `name`; keyword overrides replace fields of its Specnet1dVariant."""
-    if name not in SPECNET1D_VARIANTS:
-        raise UserFacingError(f"unknown backbone {name!r}; the per-pair spectral nets are "
-                              f"{', '.join(SPECNET1D_VARIANTS)}")
-    return Specnet1d(dataclasses.replace(SPECNET1D_VARIANTS[name], **overrides), in_chans)
+    variant = own_variant(name, SPECNET1D_VARIANTS, "per-pair spectral nets")
+    return Specnet1d(dataclasses.replace(variant, **overrides), in_chans)
 
 
 @register_backbone("specnet1d", kind="1d", names=SPECNET1D_VARIANTS)
 def build_specnet1d(name: str, in_chans: int, cfg: ModelConfig) -> Specnet1d:
-    if cfg.pretrained:
-        raise UserFacingError(f"backbone {name}: pretrained={cfg.pretrained} is not supported for the per-pair "
-                              f"spectral nets (no published weights); drop the pretrained= override")
+    refuse_pretrained(name, cfg, "per-pair spectral nets")
     return create_specnet1d(name, in_chans)

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.errors import UserFacingError
-from models.backbones import register_backbone
+from models.backbones import own_variant, refuse_pretrained, register_backbone
 from models.config import ModelConfig
 
 
@@ -102,14 +101,11 @@ class Wave1dNet(nn.Module):
 
 def create_wave1d(name: str, in_chans: int, **overrides) -> Wave1dNet:
     """Build the 1D waveform net `name`; keyword overrides replace fields of its Wave1dVariant."""
-    if name not in WAVE1D_VARIANTS:
-        raise UserFacingError(f"unknown backbone {name!r}; the 1D waveform nets are {', '.join(WAVE1D_VARIANTS)}")
-    return Wave1dNet(dataclasses.replace(WAVE1D_VARIANTS[name], **overrides), in_chans)
+    variant = own_variant(name, WAVE1D_VARIANTS, "1D waveform nets")
+    return Wave1dNet(dataclasses.replace(variant, **overrides), in_chans)
 
 
 @register_backbone("wave1d", kind="1d", names=WAVE1D_VARIANTS)
 def build_wave1d(name: str, in_chans: int, cfg: ModelConfig) -> Wave1dNet:
-    if cfg.pretrained:
-        raise UserFacingError(f"backbone {name}: pretrained={cfg.pretrained} is not supported for the 1D waveform "
-                              f"nets (they have no published weights); drop the pretrained= override")
+    refuse_pretrained(name, cfg, "1D waveform nets")
     return create_wave1d(name, in_chans)
