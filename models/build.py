@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from core.errors import UserFacingError
 from models import effnet1d, gbdt_family, mit, specnet1d, timm_family, wave1d  # noqa: F401  (each registers its family)
 from models.backbones import find_family
 
@@ -47,4 +48,14 @@ def build_model(cfg: ModelConfig, in_chans: int) -> nn.Module:
     family = find_family(cfg.backbone)
     backbone = family.build(cfg.backbone, in_chans, cfg)
     pool = cfg.head_pool if family.kind == "2d" else "last_avg"
-    return Classifier(backbone, ClassifierHead.for_backbone(backbone, pool=pool, dropout=cfg.dropout))
+    head = ClassifierHead.for_backbone(backbone, pool=pool, dropout=cfg.dropout)
+    return Classifier(backbone, head, input_norm=_input_norm(cfg, family.kind, in_chans))
+
+
+def _input_norm(cfg: ModelConfig, kind: str, in_chans: int) -> nn.Module | None:
+    if cfg.input_norm == "none":
+        return None
+    if kind != "2d":
+        raise UserFacingError(f"input_norm={cfg.input_norm} is for 2D backbones; {cfg.backbone} normalises its own "
+                              "input (set input_norm=none)")
+    return nn.BatchNorm2d(in_chans)

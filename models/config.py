@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+INPUT_NORMS = ("none", "batch")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -16,3 +18,8 @@ class ModelConfig:
     drop_path_rate: float = 0.1
     head_pool: str = "last_avg"          # last_avg | all_avgmax | gem (2D backbones)
     dropout: float = 0.2
+    input_norm: str = "none"             # "batch": BatchNorm over the image's channels before a 2D backbone
+
+    def __post_init__(self):
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"ModelConfig.input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")

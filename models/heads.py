@@ -86,12 +86,21 @@ class GeM(nn.Module):
 
 
 class Classifier(nn.Module):
-    """backbone → head; forward(x) returns logits (B, num_classes)."""
+    """[input norm →] backbone → head; forward(x) returns logits (B, num_classes).
 
-    def __init__(self, backbone: nn.Module, head: nn.Module):
+    `input_norm`: a BatchNorm over the input channels, so that the level of a dB image or the gain of a raw
+    EEG image is learned from the training data instead of fixed by the view's constants: a recording set
+    3x louder than the one the constants were chosen on is then the same input (issue 13, item 7).
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, input_norm: nn.Module | None = None):
         super().__init__()
+        if input_norm is not None:  # only then: the state dicts of models without one stay as they were
+            self.input_norm = input_norm
         self.backbone = backbone
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "input_norm"):
+            x = self.input_norm(x)
         return self.head(self.backbone(x))

@@ -91,3 +91,10 @@ def test_top_solution_recipes_carry_their_training_options():
     assert (raw.model.image_layout, raw.model.image_size, raw.model.image_width) == ("rows", 160, 1000)
     assert get_recipe("mixnet_pair_mel").model.head_pool == "gem"
     assert get_recipe("lgbm_bands").is_gbdt and not get_recipe("effnet1d_wave").is_gbdt
+
+
+def test_a_field_added_later_keeps_the_fingerprints_of_runs_trained_before_it():
+    # a93d1778f9af / e3485b8f26b7: these recipes' fingerprints before ModelConfig.input_norm existed
+    assert get_recipe("mit_b0_spec").fingerprint() == "a93d1778f9af"
+    assert get_recipe("wave1d").fingerprint() == "e3485b8f26b7"
+    assert get_recipe("mit_b0_spec", "input_norm=batch").fingerprint() != "a93d1778f9af"
