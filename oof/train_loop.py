@@ -38,6 +38,7 @@ from oof.distributed import SINGLE, Dist
 from oof.ema import ModelEma
 from oof.losses import kl_loss
 from oof.lr_schedule import warmup_cosine_scheduler
+from oof.precise_bn import recompute_batchnorm
 from oof.tracking import TRACKERS, TRACKING_FIELDS, EpochTracker
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class TrainConfig:
     # which epoch's weights predict: "high": best by high-vote KL on the validation fold (when it has such
     # rows), "all": best by KL on all its rows, "last": the final epoch (an OOF score not chosen on itself)
     select_on: str = "high"
+    # > 0: after each epoch, BatchNorm statistics recomputed over this many clean training batches (precise_bn)
+    precise_bn_batches: int = 0
     amp: str = "auto"  # "auto": bf16 where the GPU has it natively, else fp16 + GradScaler; off on CPU; or forced
     channels_last: str = "auto"  # "auto": on CUDA for 4D inputs; "on"; "off"
     compile: bool = False  # torch.compile the training module (CUDA speed; the first steps compile)
@@ -78,7 +81,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name, least in (("epochs", 1), ("stage2_epochs", 0), ("batch_size", 1), ("num_workers", 0),
-                            ("log_every", 1)):
+                            ("log_every", 1), ("precise_bn_batches", 0)):
             if getattr(self, name) < least:
                 raise ValueError(f"TrainConfig.{name} must be at least {least}")
 
@@ -261,6 +264,9 @@ def _train_and_validate(model, loader, data: FoldData, step: _Step, cfg: TrainCo
     train_loss, seen = _train_epoch(model, bar, step, cfg, device, data.augmenter, aug_gen)
     train_seconds = time.perf_counter() - started  # the loss's .item() has synchronised the device
     eval_model = step.ema.module if step.ema is not None else model
+    if cfg.precise_bn_batches > 0:  # the epoch's rows again, un-augmented (the loader draws nothing at random)
+        recompute_batchnorm(eval_model, data.make_train_loader(epoch, stage), step.forward, device,
+                            cfg.precise_bn_batches)
     kl = score(*_infer(eval_model, data.valid_loader, device, step.forward, swap_index=None)) if validate \
         else {"kl_all": math.nan, "kl_high": math.nan}
     return {"epoch": epoch, "stage": stage, "train_loss": train_loss, "kl_all": kl["kl_all"],
