@@ -95,12 +95,10 @@ class Classifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Module, input_norm: nn.Module | None = None):
         super().__init__()
-        if input_norm is not None:  # only then: the state dicts of models without one stay as they were
-            self.input_norm = input_norm
+        # Identity holds no tensors: the state dicts of models without a norm stay as they were
+        self.input_norm = nn.Identity() if input_norm is None else input_norm
         self.backbone = backbone
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "input_norm"):
-            x = self.input_norm(x)
-        return self.head(self.backbone(x))
+        return self.head(self.backbone(self.input_norm(x)))

@@ -37,7 +37,6 @@ class DataConfig:
 # Fields added after runs were trained without them: at these values (which are how those runs trained) a
 # field stays out of the fingerprint, so a WORK trained before it existed resumes as the same run.
 LATER_FIELDS: dict[str, dict[str, object]] = {"model": {"input_norm": "none"}, "train": {"precise_bn_batches": 0}}
-_KEEP = object()
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,9 @@ class Recipe:
         payload = {k: v for k, v in self.to_dict().items() if k not in skip}
         if "train" in payload:
             payload["train"] = {k: v for k, v in payload["train"].items() if k not in TRACKING_FIELDS}
-        for section, defaults in ((k, v) for k, v in LATER_FIELDS.items() if k in payload):
-            payload[section] = {k: v for k, v in payload[section].items() if defaults.get(k, _KEEP) != v}
+        for section, defaults in LATER_FIELDS.items():
+            if section in payload:
+                payload[section] = {k: v for k, v in payload[section].items() if k not in defaults or defaults[k] != v}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def result_settings(self, sections: tuple[str, ...] | None = None) -> dict[str, Any]:
