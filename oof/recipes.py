@@ -147,13 +147,13 @@ def _cpu(base: str, views: tuple[str, ...], **model) -> Recipe:
                    train=_cpu_train(), augment=CPU_AUGMENT, data=DataConfig(tta_swap=True))
 
 
-def _learning_2d(recipe: Recipe) -> Recipe:
+def _learning_2d(recipe: Recipe, epochs: int = 8) -> Recipe:
     """What a 2D net trained from scratch on 2 cores needs to learn at all (issue 13, item 7): the input's
-    level learned (input_norm: the dB reference or the uV scale of the view was our generator's), 8 epochs
-    of one stage (2 epochs of stage 2 on the ~100 high-vote rows of a fold undid stage 1: high-vote KL
-    0.85 -> 0.99 on the x3 copy) and the last epoch predicting (no selection on the OOF rows)."""
+    level learned (input_norm: the dB reference or the uV scale of the view was our generator's), one stage
+    of 8 epochs unless given (2 epochs of stage 2 on the ~100 high-vote rows of a fold undid stage 1:
+    high-vote KL 0.85 -> 0.99 on the x3 copy) and the last epoch predicting (no selection on the OOF rows)."""
     return replace(recipe, model=replace(recipe.model, input_norm="batch"),
-                   train=replace(recipe.train, epochs=8, stage2_epochs=0, select_on="last"))
+                   train=replace(recipe.train, epochs=epochs, stage2_epochs=0, select_on="last"))
 
 
 @register
@@ -182,9 +182,8 @@ def effb0_kspec_eegspec_cpu() -> Recipe:
     # Six epochs of one stage, as long as stage 1 was. With 2 more of stage 2 (and no input_norm), fold 0 went
     # from 1.150 / 0.743 after stage 1 to 1.337 / 0.827 on seed 1, and ended at KL 1.455 on all rows of the
     # x3 copy, above the fold's prior (1.438 / 1.024 and 1.397 / 0.995).
-    r = _learning_2d(_cpu("effb0_kspec_eegspec", ("kaggle_spec_2min_tiny", "eeg_spec_tiny"), image_size=128,
-                          drop_path_rate=0.0))
-    return replace(r, train=replace(r.train, epochs=6))
+    return _learning_2d(_cpu("effb0_kspec_eegspec", ("kaggle_spec_2min_tiny", "eeg_spec_tiny"), image_size=128,
+                             drop_path_rate=0.0), epochs=6)
 
 
 @register
@@ -195,8 +194,8 @@ def effb5_raw_image_cpu() -> Recipe:
     # 1.26 / 0.82 in the 5 kept here for time (prior 1.40 / 1.00). One stage, unweighted: votes/20 and stage 2
     # keep ~100 rows of a fold, too few to learn from.
     r = _learning_2d(_cpu("effb5_raw_image", ("raw_image_tiny",), backbone="tinynet_e", image_size=80,
-                          image_width=500, drop_path_rate=0.0))
-    return replace(r, data=replace(r.data, windows_per_recording=2), train=replace(r.train, epochs=5),
+                          image_width=500, drop_path_rate=0.0), epochs=5)
+    return replace(r, data=replace(r.data, windows_per_recording=2),
                    augment=replace(r.augment, mixup_p=0.5))
 
 
