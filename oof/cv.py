@@ -28,6 +28,7 @@ from core.metric import class_prior_predictions, normalise_rows, score
 from core.schema import TARGET_COLUMNS, VOTE_COLUMNS
 from core.work import Work
 from features.kaggle_data import KaggleFolder
+from features.views import get_view
 from models.build import build_model, input_transform, is_image_model, model_input_channels
 from oof import distributed
 from oof.augment import BatchAugmenter
@@ -95,6 +96,22 @@ def parse_folds(text: str) -> list[int]:
         raise UserFacingError(f"--folds {text!r} (FOLDS=): list fold numbers, comma-separated (e.g. FOLDS=0,1), "
                               "or leave it empty for every fold")
     return [int(item) for item in items]
+
+
+def view_definitions(names: tuple[str, ...]) -> dict[str, dict]:
+    """What each view computes, as JSON keeps it (lists for tuples). A view's code can change under the
+    same name, so a fold records the definitions it was trained on."""
+    return {name: json.loads(json.dumps(get_view(name).to_dict())) for name in names}
+
+
+def changed_views(stored: dict | None, current: dict[str, dict]) -> list[str]:
+    """`view NAME.FIELD` for each field that differs from the stored definitions; none for a fold stored
+    before they were recorded (nothing to compare) or for a view the recipe did not use then (a change of
+    model.views, named already)."""
+    if not stored:
+        return []
+    return [f"view {name}.{key}" for name, now in current.items() if name in stored
+            for key in sorted(set(now) | set(stored[name])) if now.get(key) != stored[name].get(key)]
 
 
 def make_command(model: str, overrides: list[str]) -> dict[str, str]:
@@ -207,7 +224,7 @@ class CVJob:
 
     def _provenance(self) -> dict:
         return {"recipe": self.recipe.to_dict(), "recipe_fingerprint": self.recipe.fingerprint(),
-                "data": str(self.data.resolve())}
+                "views": view_definitions(self.recipe.model.views), "data": str(self.data.resolve())}
 
     def _shard_is_current(self, fold: int) -> bool:
         paths = self.shards(fold)
@@ -247,6 +264,7 @@ class CVJob:
         else:  # a shard from before the recipe was recorded: its fingerprint alone
             changed = ["(recipe fingerprint)"] if provenance.get("recipe_fingerprint") != self.recipe.fingerprint() \
                 else []
+        changed += changed_views(provenance.get("views"), view_definitions(self.recipe.model.views))
         if changed:
             raise UserFacingError(f"{where} was made with other settings of {self.name} ({', '.join(changed)} "
                                   f"changed): restore those values to resume or reuse it, or {fix}")

@@ -3,6 +3,7 @@ change the result); bad fold lists, batch sizes and damaged checkpoints end in o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -12,9 +13,10 @@ import torch
 from core.cli import main as cli
 from core.errors import UserFacingError
 from core.work import Work
+from features.views import VIEWS
 from models.build import build_model
 from models.config import ModelConfig
-from oof.cv import parse_folds
+from oof.cv import changed_views, parse_folds, view_definitions
 from oof.recipe import RESULT_NEUTRAL
 from oof.recipes import get_recipe
 from oof.train_loop import SimulatedKill
@@ -54,6 +56,16 @@ def test_a_field_added_since_a_run_was_stored_had_its_default():
     assert get_recipe("wave1d_cpu", "mixup_alpha=0.9").changed_since(stored) == ["augment.mixup_alpha"]
 
 
+def test_changed_views_names_the_fields_and_trusts_folds_stored_without_them(monkeypatch):
+    stored = view_definitions(("wave", "bands_kspec"))
+    assert changed_views(stored, view_definitions(("wave", "bands_kspec"))) == []
+    assert isinstance(stored["wave"]["signal"]["bandpass_hz"], list)  # as JSON gives it back
+    monkeypatch.setitem(VIEWS, "wave", dataclasses.replace(VIEWS["wave"], scale_uv=64.0, rate_hz=40))
+    now = view_definitions(("wave", "bands_kspec"))
+    assert changed_views(stored, now) == ["view wave.rate_hz", "view wave.scale_uv"]
+    assert changed_views(None, now) == []  # a fold from before views were recorded
+
+
 # --- kill, then resume with other settings ----------------------------------------------------------
 
 @pytest.mark.slow
@@ -87,6 +99,17 @@ def test_a_finished_fold_is_not_reused_under_another_recipe(tiny_data, tmp_path,
     work.run_recipe("wave1d_cpu", 0).unlink()  # a run folder from before recipes were recorded
     assert oof(tiny_data, work.root, "epochs=1") == 2
     assert "recipe.json" in one_line_error(capsys)
+
+
+@pytest.mark.slow
+def test_a_finished_fold_is_not_reused_after_its_view_changed(tiny_data, tmp_path, capsys, monkeypatch):
+    """A view's code can change under the same name: the fold trained on the old one is not reused."""
+    work = Work(tmp_path / "work")
+    assert oof(tiny_data, work.root, "epochs=1") == 0
+    monkeypatch.setitem(VIEWS, "wave_tiny", dataclasses.replace(VIEWS["wave_tiny"], scale_uv=64.0))
+    assert oof(tiny_data, work.root, "epochs=1") == 2
+    err = one_line_error(capsys)
+    assert str(work.oof_shard("wave1d_cpu", 0)) in err and "(view wave_tiny.scale_uv changed)" in err
 
 
 @pytest.mark.slow
