@@ -6,7 +6,10 @@ The parent prepares what every fold shares (the folds file, the view caches) onc
 child sees one GPU), each logging to WORK/models/NAME/foldK.log. A failed fold stops new launches;
 the running ones finish (their checkpoints resume later) and the command fails naming that log.
 Once every shard exists the parent merges, as a last `--folds` run would. `cpu` entries train on
-the CPU (`GPUS=cpu,cpu`: two CPU processes, for tests).
+the CPU (`GPUS=cpu,cpu`: two CPU processes, for tests). The children share the machine's cores: each
+gets cores / slots intra-op threads (OMP_NUM_THREADS and MKL_NUM_THREADS, unless already set), since
+torch's default of one thread per core in every child oversubscribes them, and its spinning threads then
+run several times slower than one process alone.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from core.errors import UserFacingError
 from core.work import Work
+from features.cache import available_cores
 from oof.cv import CVJob, make_command, parse_folds
 from oof.recipes import get_recipe
 
@@ -47,7 +51,8 @@ def run_parallel(args: argparse.Namespace) -> None:
     folds = job.chosen_folds(asked)
     todo = [k for k in folds if not job._shard_is_current(k)]  # also refuses shards of other settings
     log.info("%s: folds %s on %s, logs in %s", job.name, todo, ",".join(slots), job.work.model_dir(job.name))
-    failed = _run_all(todo, slots, lambda fold, slot: _child(args, fold, slot), job.work, job.name)
+    threads = child_threads(len(slots))
+    failed = _run_all(todo, slots, lambda fold, slot: _child(args, fold, slot, threads), job.work, job.name)
     if failed:
         fold, code = failed[0]
         path = job.work.fold_log(job.name, fold)
@@ -81,13 +86,19 @@ def _run_all(folds: list[int], slots: list[str], child, work: Work, name: str) -
     return failed
 
 
-def _child(args: argparse.Namespace, fold: int, slot: str) -> tuple[list[str], dict[str, str]]:
+def child_threads(n_slots: int) -> dict[str, str]:
+    """The thread settings every child gets: the user's, where set; else an equal share of the cores."""
+    share = str(max(1, available_cores() // n_slots))
+    return {name: os.environ.get(name, share) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def _child(args: argparse.Namespace, fold: int, slot: str, threads: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     """The `oof --folds K` command line and environment of one fold on one slot."""
     cmd = [sys.executable, "-m", "core.cli", "oof", "--model", args.model, "--data", str(args.data),
            "--work", str(args.work), "--folds", str(fold), "--device", "cpu" if slot == "cpu" else "cuda",
            "--no-merge", *args.overrides]
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)  # this checkout first
-    env = {**os.environ, "PYTHONPATH": path, "CUDA_VISIBLE_DEVICES": "" if slot == "cpu" else slot}
+    env = {**os.environ, **threads, "PYTHONPATH": path, "CUDA_VISIBLE_DEVICES": "" if slot == "cpu" else slot}
     return cmd, env
 
 
@@ -95,7 +106,8 @@ def _launch(command: tuple[list[str], dict[str, str]], log_path: Path):
     cmd, env = command
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handle = log_path.open("w")
-    handle.write(f"$ CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']} {' '.join(cmd)}\n")
+    settings = " ".join(f"{k}={env[k]}" for k in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"))
+    handle.write(f"$ {settings} {' '.join(cmd)}\n")
     handle.flush()
     return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT), handle
 
