@@ -141,6 +141,7 @@ class CVJob:
         self.label_rows = train.assign(fold=train["eeg_id"].map(fold_of_eeg)).dropna(subset=["fold"])
         self.samples = folds.merge(train[["label_id", *TARGET_COLUMNS, "n_votes"]], on="label_id")
         self.test = folder.test_table()
+        self.views = view_definitions(recipe.model.views)  # what this job's folds record and are checked on
         self.train_views = ViewArrays(recipe, data, work, "train")
         self.test_views = ViewArrays(recipe, data, work, "test")
 
@@ -224,7 +225,7 @@ class CVJob:
 
     def _provenance(self) -> dict:
         return {"recipe": self.recipe.to_dict(), "recipe_fingerprint": self.recipe.fingerprint(),
-                "views": view_definitions(self.recipe.model.views), "data": str(self.data.resolve())}
+                "views": self.views, "data": str(self.data.resolve())}
 
     def _shard_is_current(self, fold: int) -> bool:
         paths = self.shards(fold)
@@ -264,7 +265,7 @@ class CVJob:
         else:  # a shard from before the recipe was recorded: its fingerprint alone
             changed = ["(recipe fingerprint)"] if provenance.get("recipe_fingerprint") != self.recipe.fingerprint() \
                 else []
-        changed += changed_views(provenance.get("views"), view_definitions(self.recipe.model.views))
+        changed += changed_views(provenance.get("views"), self.views)
         if changed:
             raise UserFacingError(f"{where} was made with other settings of {self.name} ({', '.join(changed)} "
                                   f"changed): restore those values to resume or reuse it, or {fix}")
